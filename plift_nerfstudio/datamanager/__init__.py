@@ -1,0 +1,1 @@
+"""DataManagers of plift-nerfstudio."""

@@ -1,0 +1,110 @@
+"""DataManager that yields, each step, rays across the whole scene plus rays from one single image, with labels.
+
+Scene rays feed the RGB and semantic losses; the single-image rays feed the instance loss (whose linear assignment
+needs rays of one image) and the segment consistency loss. Both sets go into one ray bundle so the model runs once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Type
+
+import torch
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.utils.rich_utils import CONSOLE
+from torch import Tensor
+
+from plift_nerfstudio.labels.dataset_labels import frame_label_files, load_class_table_of_dataset, load_label_store
+from plift_nerfstudio.labels.store import PanopticLabelStore, sample_pixels_in_mask
+from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY
+
+
+@dataclass
+class PanopticDataManagerConfig(VanillaDataManagerConfig):
+    """Scene-wide rays plus single-image rays, with the machine panoptic labels of each ray."""
+
+    _target: Type = field(default_factory=lambda: PanopticDataManager)
+    dataparser: NerfstudioDataParserConfig = field(default_factory=NerfstudioDataParserConfig)  # type: ignore[assignment]
+    """Reads the nerfstudio dataset (transforms.json) that `ns-process-data` writes."""
+    train_num_rays_per_batch: int = 2048
+    """Rays drawn across all training images per step (RGB and semantic losses)."""
+    single_image_num_rays: int = 1024
+    """Rays drawn from one training image per step (instance and segment consistency losses)."""
+
+
+class PanopticDataManager(VanillaDataManager[InputDataset]):
+    config: PanopticDataManagerConfig
+    labels: Optional[PanopticLabelStore] = None
+
+    def create_train_dataset(self) -> InputDataset:
+        self.class_table = load_class_table_of_dataset(self.config.dataparser.data)
+        self.train_dataparser_outputs.metadata[CLASS_TABLE_METADATA_KEY] = self.class_table
+        return super().create_train_dataset()
+
+    def setup_train(self) -> None:
+        # labels are checked before any image is cached: a bad file stops here, before the first step
+        self.labels = self._load_labels()
+        labelled = [i for i in range(self.labels.num_frames) if bool(self.labels.labelled_mask(i).any())]
+        if not labelled:
+            raise ValueError(f"{self.config.dataparser.data}: no training frame has a labelled pixel")
+        self._frame_has_labels = torch.zeros(self.labels.num_frames, dtype=torch.bool)
+        self._frame_has_labels[labelled] = True
+        CONSOLE.print(
+            f"Panoptic labels: {self.labels.num_frames} frames, {self.class_table.num_classes} classes "
+            f"({len(self.class_table.thing_ids)} thing classes)"
+        )
+        super().setup_train()
+
+    def _load_labels(self) -> PanopticLabelStore:
+        outputs = self.train_dataparser_outputs
+        data = self.config.dataparser.data
+        data_dir = data.parent if data.suffix == ".json" else data
+        files = frame_label_files(
+            data, outputs.image_filenames, lambda p: self.dataparser._get_fname(p, data_dir)  # type: ignore[attr-defined]
+        )
+        cameras = self.train_dataset.cameras
+        image_hw: List[Tuple[int, int]] = [(int(h), int(w)) for h, w in zip(cameras.height.flatten(), cameras.width.flatten())]
+        grow = float(getattr(self.dataparser, "downscale_factor", 1) or 1) / float(self.config.camera_res_scale_factor)
+        original_hw = [(round(h * grow), round(w * grow)) for h, w in image_hw]
+        return load_label_store(files, self.class_table, image_hw, original_hw)
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+        self.train_count += 1
+        image_batch = next(self.iter_train_image_dataloader)
+        assert self.train_pixel_sampler is not None and self.labels is not None
+        scene = self.train_pixel_sampler.sample(image_batch)
+        image_rays = self._single_image_rays(image_batch, scene["indices"].device)
+        indices = torch.cat([scene["indices"], image_rays["indices"]])
+        batch: Dict[str, Tensor] = {
+            "indices": indices,
+            "image": torch.cat([scene["image"], image_rays["image"].to(scene["image"].device)]),
+            "is_single_image_ray": torch.cat(
+                [torch.zeros(len(scene["indices"]), dtype=torch.bool), torch.ones(len(image_rays["indices"]), dtype=torch.bool)]
+            ).to(indices.device),
+        }
+        batch.update(self.labels.gather(indices))
+        ray_bundle = self.train_ray_generator(indices)
+        return ray_bundle, batch
+
+    def _single_image_rays(self, image_batch: Dict, device: torch.device) -> Dict[str, Tensor]:
+        """Rays from one training image (chosen at random among those with labels) inside its labelled pixels."""
+        assert self.labels is not None
+        frame_ids = torch.as_tensor(image_batch["image_idx"]).cpu()
+        candidates = torch.nonzero(self._frame_has_labels[frame_ids]).flatten()
+        if len(candidates) == 0:
+            raise ValueError("none of the cached training images has labelled pixels")
+        position = int(candidates[torch.randint(len(candidates), (1,))])
+        frame = int(frame_ids[position])
+        mask = self.labels.labelled_mask(frame)
+        if "mask" in image_batch:
+            mask = mask & image_batch["mask"][position, ..., 0].cpu().bool()
+        yx = sample_pixels_in_mask(mask, self.config.single_image_num_rays)
+        rgb = image_batch["image"][position][yx[:, 0].to(image_batch["image"].device), yx[:, 1].to(image_batch["image"].device)]
+        indices = torch.cat([torch.full((len(yx), 1), frame, dtype=yx.dtype), yx], dim=1).to(device)
+        return {"indices": indices, "image": rgb}
+
+    def get_train_rays_per_batch(self) -> int:
+        return self.config.train_num_rays_per_batch + self.config.single_image_num_rays

@@ -1,0 +1,156 @@
+"""Panoptic radiance field: TensoRF VM density and colour, plus semantic and surrogate-id MLPs on position.
+
+The two segmentation heads see only detached, box-normalised positions, so nothing they compute can send
+gradient into the grids; the model additionally renders them with detached weights (gradient blocking).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from nerfstudio.field_components.encodings import NeRFEncoding, TensorVMEncoding
+from nerfstudio.field_components.mlp import MLP
+from torch import Tensor, nn
+
+
+def resolve_implementation(choice: Literal["auto", "tcnn", "torch"]) -> Literal["tcnn", "torch"]:
+    """'auto' means tinycudann when it is installed and CUDA is present, plain torch otherwise."""
+    if choice != "auto":
+        return choice
+    try:
+        import tinycudann  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "tcnn" if torch.cuda.is_available() else "torch"
+
+
+def make_position_encoding(num_frequencies: int) -> nn.Module:
+    """Raw xyz (paper: no positional encoding) or xyz plus ``num_frequencies`` sine/cosine bands."""
+    if num_frequencies <= 0:
+        return nn.Identity()
+    return NeRFEncoding(
+        in_dim=3, num_frequencies=num_frequencies, min_freq_exp=0, max_freq_exp=num_frequencies - 1, include_input=True
+    )
+
+
+def encoding_out_dim(encoding: nn.Module) -> int:
+    return 3 if isinstance(encoding, nn.Identity) else encoding.get_out_dim()  # type: ignore[operator]
+
+
+class SegmentationHead(nn.Module):
+    """MLP from a position in [-1, 1]^3 to one score per class (or per surrogate id)."""
+
+    def __init__(
+        self,
+        num_outputs: int,
+        num_layers: int,
+        layer_width: int,
+        position_frequencies: int,
+        implementation: Literal["tcnn", "torch"],
+        zero_last_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.position_encoding = make_position_encoding(position_frequencies)
+        self.mlp = MLP(
+            in_dim=encoding_out_dim(self.position_encoding),
+            num_layers=num_layers,
+            layer_width=layer_width,
+            out_dim=num_outputs,
+            activation=nn.ReLU(),
+            out_activation=None,
+            implementation=implementation,
+        )
+        layers = getattr(self.mlp, "layers", None)  # absent in the tcnn implementation
+        if zero_last_bias and layers is not None:
+            nn.init.zeros_(layers[-1].bias)
+
+    def forward(self, positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N K"]:
+        """Scores (logits) per output; softmax is applied by the caller (tcnn cannot)."""
+        return self.mlp(self.position_encoding(positions.detach())).float()
+
+
+class PanopticTensoRFField(nn.Module):
+    """Density and colour from TensoRF vector-matrix grids; class and surrogate-id scores from small MLPs."""
+
+    def __init__(
+        self,
+        aabb: Float[Tensor, "2 3"],
+        num_classes: int,
+        num_surrogate_ids: int,
+        init_resolution: int = 128,
+        density_components: int = 16,
+        color_components: int = 48,
+        appearance_dim: int = 27,
+        density_shift: float = -10.0,
+        density_scale: float = 25.0,
+        color_mlp_width: int = 128,
+        semantic_mlp_layers: int = 5,
+        semantic_mlp_width: int = 256,
+        instance_mlp_layers: int = 3,
+        instance_mlp_width: int = 256,
+        position_frequencies: int = 0,
+        implementation: Literal["tcnn", "torch"] = "tcnn",
+    ) -> None:
+        super().__init__()
+        self.register_buffer("aabb", aabb.clone().float())
+        self.density_shift = density_shift
+        self.density_scale = density_scale
+        self.density_encoding = TensorVMEncoding(resolution=init_resolution, num_components=density_components)
+        self.color_encoding = TensorVMEncoding(resolution=init_resolution, num_components=color_components)
+        self.appearance_basis = nn.Linear(3 * color_components, appearance_dim, bias=False)
+        self.feature_encoding = NeRFEncoding(in_dim=appearance_dim, num_frequencies=2, min_freq_exp=0, max_freq_exp=2)
+        self.direction_encoding = NeRFEncoding(in_dim=3, num_frequencies=2, min_freq_exp=0, max_freq_exp=2)
+        color_in = appearance_dim + 3 + self.feature_encoding.get_out_dim() + self.direction_encoding.get_out_dim()
+        self.color_mlp = MLP(
+            in_dim=color_in,
+            num_layers=3,
+            layer_width=color_mlp_width,
+            out_dim=3,
+            activation=nn.ReLU(),
+            out_activation=nn.Sigmoid(),
+            implementation=implementation,
+        )
+        self.semantic_head = SegmentationHead(
+            num_classes, semantic_mlp_layers, semantic_mlp_width, position_frequencies, implementation
+        )
+        self.instance_head = SegmentationHead(
+            num_surrogate_ids, instance_mlp_layers, instance_mlp_width, position_frequencies, implementation, True
+        )
+
+    def normalise_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
+        """World positions to [-1, 1]^3 over the scene box."""
+        lo, hi = self.aabb[0], self.aabb[1]
+        return (positions - lo) / (hi - lo) * 2.0 - 1.0
+
+    def density(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N 1"]:
+        """Volume density (>= 0); zero outside the box."""
+        features = self.density_encoding(unit_positions).sum(dim=-1, keepdim=True)
+        sigma = F.softplus(features + self.density_shift) * self.density_scale
+        inside = (unit_positions.abs() <= 1.0).all(dim=-1, keepdim=True)
+        return sigma * inside
+
+    def rgb(self, unit_positions: Float[Tensor, "N 3"], directions: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
+        features = self.appearance_basis(self.color_encoding(unit_positions))
+        x = torch.cat(
+            [features, self.feature_encoding(features), directions, self.direction_encoding(directions)], dim=-1
+        )
+        return self.color_mlp(x).float()
+
+    def semantic_scores(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N C"]:
+        return self.semantic_head(unit_positions)
+
+    def instance_scores(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N K"]:
+        return self.instance_head(unit_positions)
+
+    @torch.no_grad()
+    def upsample_grids(self, resolution: int) -> None:
+        """Grow both VM grids to ``resolution`` (replaces their parameters: optimisers must be rebuilt)."""
+        self.density_encoding.upsample_grid(resolution)
+        self.color_encoding.upsample_grid(resolution)
+
+    @property
+    def grid_resolution(self) -> int:
+        return int(self.density_encoding.resolution)

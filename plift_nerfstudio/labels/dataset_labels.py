@@ -1,0 +1,111 @@
+"""Finding a nerfstudio dataset's label files through its ``transforms.json`` and loading them all.
+
+``transforms.json`` carries, besides what nerfstudio reads::
+
+    "panoptic_labels": {"version": 1, "class_table": "labels/classes.json"},
+    "frames": [{"file_path": "images/frame_00001.png", ...,
+                "semantics_path": "labels/semantics/frame_00001.png",
+                "instances_path": "labels/instances/frame_00001.png",
+                "class_probs_path": "labels/probs/frame_00001.npz"}, ...]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from rich.progress import Progress
+
+from plift_nerfstudio.labels.class_table import ClassTable
+from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.labels.frame_labels import (
+    CLASS_PROBS_KEY,
+    INSTANCES_KEY,
+    SEMANTICS_KEY,
+    FrameLabelFiles,
+    load_frame_labels,
+)
+from plift_nerfstudio.labels.store import PanopticLabelStore
+
+LABEL_CONTRACT_VERSION = 1
+LABELS_SECTION = "panoptic_labels"
+
+
+def transforms_path_of(data: Path) -> Path:
+    data = Path(data)
+    return data if data.suffix == ".json" else data / "transforms.json"
+
+
+def read_transforms(data: Path) -> Tuple[dict, Path]:
+    path = transforms_path_of(data)
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabelFileError(path, "transforms file does not exist") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise LabelFileError(path, f"not readable JSON ({err})") from None
+    return meta, path
+
+
+def load_class_table_of_dataset(data: Path) -> ClassTable:
+    """The class table a dataset's ``transforms.json`` points to."""
+    meta, path = read_transforms(data)
+    section = meta.get(LABELS_SECTION)
+    if not isinstance(section, dict):
+        raise LabelFileError(
+            path,
+            f"has no '{LABELS_SECTION}' section: label the frames first (see README, 'Label data contract')",
+        )
+    if section.get("version") != LABEL_CONTRACT_VERSION:
+        raise LabelFileError(
+            path, f"'{LABELS_SECTION}.version' is {section.get('version')!r}; this plugin reads version {LABEL_CONTRACT_VERSION}"
+        )
+    if "class_table" not in section:
+        raise LabelFileError(path, f"'{LABELS_SECTION}' lacks 'class_table'")
+    return ClassTable.load(path.parent / section["class_table"])
+
+
+def frame_label_files(
+    data: Path, image_filenames: Sequence[Path], image_path_of_frame: Callable[[Path], Path]
+) -> List[FrameLabelFiles]:
+    """Label files of each image, matched through the frame entries of ``transforms.json``.
+
+    ``image_path_of_frame`` maps a frame's ``file_path`` to the image path the dataparser uses (it may point
+    into a downscaled ``images_N`` folder).
+    """
+    meta, path = read_transforms(data)
+    root = path.parent
+    by_image: Dict[Path, dict] = {}
+    for frame in meta.get("frames", []):
+        by_image[Path(image_path_of_frame(Path(frame["file_path"])))] = frame
+    files = []
+    for image in image_filenames:
+        frame = by_image.get(Path(image))
+        if frame is None:
+            raise LabelFileError(path, f"no frame entry for image {image}")
+        missing = [k for k in (SEMANTICS_KEY, INSTANCES_KEY) if k not in frame]
+        if missing:
+            raise LabelFileError(path, f"frame {frame['file_path']} lacks {', '.join(missing)}")
+        probs: Optional[Path] = root / frame[CLASS_PROBS_KEY] if frame.get(CLASS_PROBS_KEY) else None
+        files.append(FrameLabelFiles(root / frame[SEMANTICS_KEY], root / frame[INSTANCES_KEY], probs))
+    return files
+
+
+def load_label_store(
+    files: Sequence[FrameLabelFiles],
+    class_table: ClassTable,
+    image_hw: Sequence[Tuple[int, int]],
+    original_hw: Sequence[Tuple[int, int]],
+) -> PanopticLabelStore:
+    """Load and validate every frame's labels (with a progress bar); the first bad file stops with its error."""
+    frames = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("Loading panoptic labels", total=len(files))
+        for f, hw, ohw in zip(files, image_hw, original_hw):
+            frames.append(load_frame_labels(f, class_table, hw, ohw))
+            progress.advance(task)
+    shapes = {fr.semantics.shape for fr in frames}
+    if len(shapes) > 1:
+        raise LabelFileError(files[0].semantics.parent, f"frames have different sizes {sorted(shapes)}; one size is supported")
+    return PanopticLabelStore(frames, class_table)

@@ -1,0 +1,105 @@
+"""nerfstudio method registrations: ``panoptic-lifting`` (paper scale, for GPUs) and ``panoptic-lifting-lite`` (CPU).
+
+Every ``ns-*`` command imports this module, so it only builds config objects.
+"""
+
+from __future__ import annotations
+
+from nerfstudio.configs.base_config import ViewerConfig
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+from nerfstudio.plugins.types import MethodSpecification
+
+from plift_nerfstudio.datamanager.panoptic_datamanager import PanopticDataManagerConfig
+from plift_nerfstudio.model import PanopticLiftingModelConfig
+
+
+def _optimizers(max_steps: int, grid_lr: float = 0.02, mlp_lr: float = 5e-4) -> dict:
+    def adam(lr: float, final: float, weight_decay: float = 0.0) -> dict:
+        return {
+            "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15, weight_decay=weight_decay),
+            "scheduler": ExponentialDecaySchedulerConfig(lr_final=final, max_steps=max_steps),
+        }
+
+    return {
+        "fields": adam(1e-3, 1e-4),
+        "encodings": adam(grid_lr, grid_lr / 10),
+        "semantic_head": adam(mlp_lr, mlp_lr / 10),
+        "instance_head": adam(mlp_lr, mlp_lr / 10, weight_decay=1e-6),
+    }
+
+
+def _dataparser(scene_scale: float) -> NerfstudioDataParserConfig:
+    # every 6th frame held out for evaluation unless transforms.json lists the splits (as plift-synth writes)
+    return NerfstudioDataParserConfig(eval_mode="interval", eval_interval=6, scene_scale=scene_scale)
+
+
+PAPER_STEPS = 40_000
+panoptic_lifting = MethodSpecification(
+    config=TrainerConfig(
+        method_name="panoptic-lifting",
+        steps_per_eval_batch=500,
+        steps_per_eval_image=2000,
+        steps_per_save=2000,
+        max_num_iterations=PAPER_STEPS,
+        mixed_precision=False,
+        pipeline=VanillaPipelineConfig(
+            datamanager=PanopticDataManagerConfig(
+                dataparser=_dataparser(scene_scale=1.5), train_num_rays_per_batch=2048, single_image_num_rays=1024
+            ),
+            model=PanopticLiftingModelConfig(
+                init_resolution=128,
+                final_resolution=192,
+                upsampling_iters=(2000, 3000, 4000, 5500, 7000),
+                num_samples=384,
+                instance_loss_start_step=4000,
+                consistency_loss_start_step=8000,
+            ),
+        ),
+        optimizers=_optimizers(PAPER_STEPS),
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 14),
+        vis="viewer",
+    ),
+    description="Panoptic Lifting (CVPR 2023): 3D-consistent panoptic segmentation from noisy 2D labels; paper-scale, for GPUs.",
+)
+
+LITE_STEPS = 3_000
+panoptic_lifting_lite = MethodSpecification(
+    config=TrainerConfig(
+        method_name="panoptic-lifting-lite",
+        steps_per_eval_batch=250,
+        steps_per_eval_image=1000,
+        steps_per_save=1000,
+        max_num_iterations=LITE_STEPS,
+        mixed_precision=False,
+        pipeline=VanillaPipelineConfig(
+            datamanager=PanopticDataManagerConfig(
+                dataparser=_dataparser(scene_scale=1.5), train_num_rays_per_batch=1024, single_image_num_rays=512
+            ),
+            model=PanopticLiftingModelConfig(
+                init_resolution=48,
+                final_resolution=96,
+                upsampling_iters=(500, 1000, 1500),
+                num_samples=96,
+                density_components=8,
+                color_components=16,
+                semantic_mlp_layers=3,
+                semantic_mlp_width=64,
+                instance_mlp_layers=3,
+                instance_mlp_width=64,
+                num_surrogate_ids=24,
+                position_frequencies=2,
+                instance_loss_start_step=300,
+                consistency_loss_start_step=600,
+                eval_num_rays_per_chunk=8192,
+            ),
+        ),
+        optimizers=_optimizers(LITE_STEPS),
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 13),
+        vis="viewer",
+    ),
+    description="Panoptic Lifting, CPU-sized: small grids and heads that train a small scene in minutes on 2 cores.",
+)

@@ -1,0 +1,387 @@
+"""Panoptic Lifting as a nerfstudio model: renders colour, depth, semantics and 3D-consistent instance ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Tuple, Type
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.configs.config_utils import to_immutable_dict
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.losses import tv_loss
+from nerfstudio.model_components.ray_samplers import UniformSampler
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
+from nerfstudio.model_components.scene_colliders import AABBBoxCollider
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+from nerfstudio.utils.rich_utils import CONSOLE
+from torch import Tensor
+from torch.nn import Parameter
+
+from plift_nerfstudio.fields.panoptic_field import PanopticTensoRFField, resolve_implementation
+from plift_nerfstudio.labels.class_table import ClassTable
+from plift_nerfstudio.losses import (
+    assign_surrogate_ids,
+    instance_loss,
+    segment_consistency_loss,
+    segment_ids_of,
+    semantic_loss,
+)
+from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette, panoptic_labels
+from plift_nerfstudio.video import ensure_video_encoder
+
+CLASS_TABLE_METADATA_KEY = "panoptic_class_table"
+
+
+@dataclass
+class PanopticLiftingModelConfig(ModelConfig):
+    """Panoptic Lifting: TensoRF radiance field with bounded semantic and surrogate-id fields."""
+
+    _target: Type = field(default_factory=lambda: PanopticLiftingModel)
+    enable_collider: bool = True
+    """Clip rays to the scene box."""
+    collider_params: Dict[str, float] = to_immutable_dict({"near_plane": 0.05, "far_plane": 1000.0})
+    """Near plane of rays (scene units); the far end is where rays leave the scene box."""
+    eval_num_rays_per_chunk: int = 4096
+    """Rays rendered at once when rendering whole images."""
+    loss_coefficients: Dict[str, float] = to_immutable_dict({})
+    """Unused; loss weights are the *_loss_mult options."""
+
+    # --- radiance field (TensoRF VM) ---
+    init_resolution: int = 128
+    """Voxels per side of the VM grids at the start."""
+    final_resolution: int = 192
+    """Voxels per side after the last upsampling."""
+    upsampling_iters: Tuple[int, ...] = (2000, 3000, 4000, 5500, 7000)
+    """Steps after which the grids are upsampled (resolutions log-spaced from init to final)."""
+    density_components: int = 16
+    """VM components of the density grid."""
+    color_components: int = 48
+    """VM components of the appearance grid."""
+    appearance_dim: int = 27
+    """Appearance features decoded by the colour MLP."""
+    density_shift: float = -10.0
+    """Shift inside softplus(feature + shift): start with an almost empty scene."""
+    density_scale: float = 25.0
+    """Multiplier of the density (TensoRF's distance scale)."""
+    num_samples: int = 256
+    """Uniform samples per ray (density is evaluated at each)."""
+    weight_threshold: float = 1e-4
+    """Colour, semantic and instance heads run only on samples with a larger rendering weight."""
+    background_color: Literal["random", "black", "white"] = "random"
+    """Colour behind the scene; 'random' in training pushes the field to be opaque where images are."""
+    tv_density_mult: float = 1e-3
+    """Total-variation weight on the density planes."""
+    tv_color_mult: float = 1e-4
+    """Total-variation weight on the appearance planes."""
+
+    # --- segmentation heads ---
+    semantic_mlp_layers: int = 5
+    """Layers of the semantic MLP (paper: 5)."""
+    semantic_mlp_width: int = 256
+    """Width of the semantic MLP (paper: 256)."""
+    instance_mlp_layers: int = 3
+    """Layers of the surrogate-id MLP (paper: 3)."""
+    instance_mlp_width: int = 256
+    """Width of the surrogate-id MLP."""
+    num_surrogate_ids: int = 50
+    """Number of surrogate 3D instance ids (paper: 50); more 2D instances in one image are counted and warned."""
+    position_frequencies: int = 0
+    """Sine/cosine bands of position fed to the segmentation MLPs (paper: 0, raw xyz)."""
+    implementation: Literal["auto", "tcnn", "torch"] = "auto"
+    """MLP implementation: 'auto' uses tinycudann when installed and CUDA is present."""
+
+    # --- losses ---
+    rgb_loss_mult: float = 1.0
+    """lambda_RGB (Eq. 3)."""
+    semantic_loss_mult: float = 1.0
+    """lambda_sem (Eq. 4)."""
+    instance_loss_mult: float = 1.0
+    """lambda_ins (Eq. 5)."""
+    consistency_loss_mult: float = 1.35
+    """lambda_con (Eq. 7)."""
+    semantic_loss_start_step: int = 0
+    """Step from which the semantic loss is on."""
+    instance_loss_start_step: int = 0
+    """Step from which the instance loss is on."""
+    consistency_loss_start_step: int = 0
+    """Step from which the segment consistency loss is on."""
+
+    # --- robustness components (paper Table 2); switch off to reproduce the ablation ---
+    use_segment_consistency: bool = True
+    """Segment consistency loss (Eq. 7)."""
+    use_confidence: bool = True
+    """Weight losses by per-pixel confidences and use the soft class distributions (TTA); off = one-hot, weight 1."""
+    bounded_fields: bool = True
+    """Render probabilities (softmax per sample); off = render logits and softmax afterwards."""
+    block_segmentation_gradients: bool = True
+    """Render segmentation with detached weights so its losses cannot move density."""
+
+
+def upsampling_resolutions(init_resolution: int, final_resolution: int, num_upsamples: int) -> List[int]:
+    """Log-spaced grid resolutions reached after each upsampling step."""
+    res = np.exp(np.linspace(np.log(init_resolution), np.log(final_resolution), num_upsamples + 1))
+    return [int(r) for r in np.round(res)[1:]]
+
+
+def resolution_at_step(config: PanopticLiftingModelConfig, step: int) -> int:
+    """Grid resolution after the upsamplings done at or before ``step``."""
+    done = sum(1 for it in config.upsampling_iters if it <= step)
+    if done == 0:
+        return config.init_resolution
+    return upsampling_resolutions(config.init_resolution, config.final_resolution, len(config.upsampling_iters))[
+        done - 1
+    ]
+
+
+def render_sparse(
+    values: Float[Tensor, "M D"], weights: Float[Tensor, "M"], ray_index: Int[Tensor, "M"], num_rays: int
+) -> Float[Tensor, "R D"]:
+    """sum_i w_i * f_i per ray, over the kept samples only (others have negligible weight)."""
+    out = torch.zeros(num_rays, values.shape[-1], dtype=values.dtype, device=values.device)
+    return out.index_add(0, ray_index, values * weights[:, None])
+
+
+class PanopticLiftingModel(Model):
+    """Panoptic radiance field (paper Sec. 3). Needs the dataset's class table in ``metadata``."""
+
+    config: PanopticLiftingModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        metadata = self.kwargs.get("metadata") or {}
+        class_table = metadata.get(CLASS_TABLE_METADATA_KEY)
+        if not isinstance(class_table, ClassTable):
+            raise ValueError(
+                "panoptic-lifting needs a labelled dataset: its transforms.json must point to a class table "
+                "(use the panoptic-lifting datamanager; see README, 'Label data contract')"
+            )
+        self.class_table = class_table
+        cfg = self.config
+        self.field = PanopticTensoRFField(
+            aabb=self.scene_box.aabb,
+            num_classes=class_table.num_classes,
+            num_surrogate_ids=cfg.num_surrogate_ids,
+            init_resolution=cfg.init_resolution,
+            density_components=cfg.density_components,
+            color_components=cfg.color_components,
+            appearance_dim=cfg.appearance_dim,
+            density_shift=cfg.density_shift,
+            density_scale=cfg.density_scale,
+            semantic_mlp_layers=cfg.semantic_mlp_layers,
+            semantic_mlp_width=cfg.semantic_mlp_width,
+            instance_mlp_layers=cfg.instance_mlp_layers,
+            instance_mlp_width=cfg.instance_mlp_width,
+            position_frequencies=cfg.position_frequencies,
+            implementation=resolve_implementation(cfg.implementation),
+        )
+        self.sampler = UniformSampler(num_samples=cfg.num_samples, single_jitter=True)
+        self.collider = AABBBoxCollider(scene_box=self.scene_box, near_plane=cfg.collider_params["near_plane"])
+        self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
+        self.renderer_depth = DepthRenderer(method="expected")
+        self.renderer_accumulation = AccumulationRenderer()
+        self.register_buffer("is_thing_lut", torch.tensor([False, *class_table.is_thing]), persistent=False)
+        self.register_buffer("class_colors", class_palette(class_table), persistent=False)
+        self.register_buffer("instance_colors", instance_palette(cfg.num_surrogate_ids), persistent=False)
+        from torchmetrics.functional import structural_similarity_index_measure
+        from torchmetrics.image import PeakSignalNoiseRatio
+
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.ssim = structural_similarity_index_measure
+        self.step = 0
+        self.unassigned_instances_total = 0
+        self._last_overflow_warning_step = -(10**9)
+        ensure_video_encoder()
+
+    # ------------------------------------------------------------------ training plumbing
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        f = self.field
+        return {
+            "fields": list(f.color_mlp.parameters()) + list(f.appearance_basis.parameters()),
+            "encodings": list(f.density_encoding.parameters()) + list(f.color_encoding.parameters()),
+            "semantic_head": list(f.semantic_head.parameters()),
+            "instance_head": list(f.instance_head.parameters()),
+        }
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        def set_step(step: int) -> None:
+            self.step = step
+
+        def upsample_and_rebuild_optimiser(step: int) -> None:
+            self.field.upsample_grids(resolution_at_step(self.config, step))
+            optimizers = training_callback_attributes.optimizers
+            assert optimizers is not None and training_callback_attributes.pipeline is not None
+            group = optimizers.config["encodings"]
+            params = training_callback_attributes.pipeline.get_param_groups()["encodings"]
+            optimizers.optimizers["encodings"] = group["optimizer"].setup(params=params)
+            if group["scheduler"]:
+                optimizers.schedulers["encodings"] = (
+                    group["scheduler"].setup().get_scheduler(optimizer=optimizers.optimizers["encodings"], lr_init=group["optimizer"].lr)
+                )
+            CONSOLE.print(f"[dim]step {step}: grids upsampled to {self.field.grid_resolution}^3")
+
+        callbacks = [
+            TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], set_step, update_every_num_iters=1)
+        ]
+        if self.config.upsampling_iters:
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
+                    upsample_and_rebuild_optimiser,
+                    iters=tuple(self.config.upsampling_iters),
+                )
+            )
+        return callbacks
+
+    def update_to_step(self, step: int) -> None:
+        """Grow the grids to the size they had at ``step`` (called before a checkpoint is loaded)."""
+        self.step = step
+        resolution = resolution_at_step(self.config, step)
+        if resolution != self.field.grid_resolution:
+            self.field.upsample_grids(resolution)
+
+    # ------------------------------------------------------------------ rendering
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
+        cfg = self.config
+        ray_samples = self.sampler(ray_bundle)
+        num_rays, num_samples = ray_samples.shape[:2]
+        positions = self.field.normalise_positions(ray_samples.frustums.get_positions())
+        density = self.field.density(positions.view(-1, 3)).view(num_rays, num_samples, 1)
+        weights = ray_samples.get_weights(density)  # [R, S, 1]
+
+        keep: Bool[Tensor, "R S"] = weights[..., 0] > cfg.weight_threshold
+        ray_index, sample_index = keep.nonzero(as_tuple=True)
+        kept_positions = positions[ray_index, sample_index]
+        kept_weights = weights[ray_index, sample_index, 0]
+        directions = ray_samples.frustums.directions[ray_index, sample_index]
+
+        rgb_samples = self.field.rgb(kept_positions, directions)
+        # with a 'random' background the loss blends one in (nerfstudio's convention); black when rendering
+        rgb = self.renderer_rgb(rgb=rgb_samples, weights=kept_weights[:, None], ray_indices=ray_index, num_rays=num_rays)
+        accumulation = self.renderer_accumulation(weights)
+        depth = self.renderer_depth(weights, ray_samples)
+
+        seg_weights = kept_weights.detach() if cfg.block_segmentation_gradients else kept_weights
+        semantic_probs = self._render_segmentation(self.field.semantic_scores(kept_positions), seg_weights, ray_index, num_rays)
+        instance_probs = self._render_segmentation(self.field.instance_scores(kept_positions), seg_weights, ray_index, num_rays)
+
+        outputs = {
+            "rgb": rgb,
+            "accumulation": accumulation,
+            "depth": depth,
+            "semantic_probs": semantic_probs,
+            "instance_probs": instance_probs,
+        }
+        if not self.training:
+            outputs.update(self._panoptic_views(rgb, semantic_probs, instance_probs))
+            # the viewer and ns-render need one value per ray and output; per-class vectors stay in training
+            del outputs["semantic_probs"], outputs["instance_probs"]
+        return outputs
+
+    def _render_segmentation(
+        self, scores: Float[Tensor, "M K"], weights: Float[Tensor, "M"], ray_index: Int[Tensor, "M"], num_rays: int
+    ) -> Float[Tensor, "R K"]:
+        if self.config.bounded_fields:
+            # probabilities per sample: the rendered vector sums to the ray's opacity, never more than 1
+            return render_sparse(F.softmax(scores, dim=-1), weights, ray_index, num_rays)
+        # ablation: render unbounded logits, turn them into a distribution afterwards
+        return F.softmax(render_sparse(scores, weights, ray_index, num_rays), dim=-1)
+
+    def _panoptic_views(
+        self, rgb: Float[Tensor, "R 3"], semantic_probs: Float[Tensor, "R C"], instance_probs: Float[Tensor, "R K"]
+    ) -> Dict[str, Tensor]:
+        class_id, instance_id = panoptic_labels(semantic_probs, instance_probs, self.is_thing_lut)
+        semantics, instances, panoptic = colourise(rgb, class_id, instance_id, self.class_colors, self.instance_colors)
+        return {
+            "semantics": semantics,
+            "instances": instances,
+            "panoptic": panoptic,
+            "semantic_id": class_id[:, None].float(),
+            "instance_id": instance_id[:, None].float(),
+        }
+
+    # ------------------------------------------------------------------ losses and metrics
+    def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+        image = batch["image"][..., :3].to(outputs["rgb"].device)
+        return {"psnr": self.psnr(outputs["rgb"].detach(), image)}
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        cfg = self.config
+        device = outputs["rgb"].device
+        pred_rgb, gt_rgb = self.renderer_rgb.blend_background_for_loss_computation(
+            pred_image=outputs["rgb"], pred_accumulation=outputs["accumulation"], gt_image=batch["image"].to(device)
+        )
+        losses: Dict[str, Tensor] = {"rgb_loss": cfg.rgb_loss_mult * F.mse_loss(pred_rgb, gt_rgb)}
+        if self.training:
+            if cfg.tv_density_mult > 0:
+                losses["tv_density"] = cfg.tv_density_mult * tv_loss(self.field.density_encoding.plane_coef)
+            if cfg.tv_color_mult > 0:
+                losses["tv_color"] = cfg.tv_color_mult * tv_loss(self.field.color_encoding.plane_coef)
+        if "semantics" not in batch:  # evaluation batches carry no machine labels
+            return losses
+
+        semantics = batch["semantics"].to(device)
+        instances = batch["instances"].to(device)
+        is_thing = batch["is_thing"].to(device)
+        labelled = (semantics > 0).float()
+        if cfg.use_confidence:
+            targets, confidence = batch["class_probs"].to(device), batch["confidence"].to(device)
+        else:
+            targets = batch["class_probs"].new_zeros(batch["class_probs"].shape).to(device)
+            targets[semantics > 0, semantics[semantics > 0] - 1] = 1.0
+            confidence = labelled
+        image_rays = batch["is_single_image_ray"].to(device)
+        scene_rays = ~image_rays
+
+        if self.step >= cfg.semantic_loss_start_step and bool(scene_rays.any()):
+            losses["semantic_loss"] = cfg.semantic_loss_mult * semantic_loss(
+                outputs["semantic_probs"][scene_rays], targets[scene_rays], confidence[scene_rays]
+            )
+        if self.step >= cfg.instance_loss_start_step:
+            thing_rays = image_rays & is_thing & (instances > 0)
+            probs = outputs["instance_probs"][thing_rays]
+            assignment = assign_surrogate_ids(probs, instances[thing_rays])
+            losses["instance_loss"] = cfg.instance_loss_mult * instance_loss(
+                probs, assignment.target, confidence[thing_rays]
+            )
+            self._count_unassigned(assignment.num_instances, assignment.num_unassigned, metrics_dict)
+        if cfg.use_segment_consistency and self.step >= cfg.consistency_loss_start_step:
+            segments = segment_ids_of(semantics[image_rays], instances[image_rays], is_thing[image_rays])
+            losses["consistency_loss"] = cfg.consistency_loss_mult * segment_consistency_loss(
+                outputs["semantic_probs"][image_rays], segments, confidence[image_rays]
+            )
+        return losses
+
+    def _count_unassigned(self, num_instances: int, num_unassigned: int, metrics_dict) -> None:
+        if metrics_dict is not None:
+            metrics_dict["instances_2d_in_image"] = torch.tensor(float(num_instances))
+            metrics_dict["instances_without_surrogate_id"] = torch.tensor(float(num_unassigned))
+        if num_unassigned == 0:
+            return
+        self.unassigned_instances_total += num_unassigned
+        if self.step - self._last_overflow_warning_step >= 500:
+            self._last_overflow_warning_step = self.step
+            CONSOLE.print(
+                f"[bold yellow]step {self.step}: an image has {num_instances} 2D instances but only "
+                f"{self.config.num_surrogate_ids} surrogate ids; {num_unassigned} were left out of the instance loss "
+                f"({self.unassigned_instances_total} so far). Raise --pipeline.model.num-surrogate-ids."
+            )
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        image = batch["image"][..., :3].to(outputs["rgb"].device)
+        rgb = outputs["rgb"]
+        a, b = torch.moveaxis(image, -1, 0)[None], torch.moveaxis(rgb, -1, 0)[None]
+        metrics = {"psnr": float(self.psnr(b, a).item()), "ssim": float(self.ssim(b, a).item())}  # type: ignore[union-attr]
+        depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        images = {
+            "img": torch.cat([image, rgb], dim=1),
+            "depth": depth,
+            "panoptic": torch.cat([outputs["semantics"], outputs["instances"], outputs["panoptic"]], dim=1),
+        }
+        return metrics, images

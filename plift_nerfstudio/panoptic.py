@@ -1,0 +1,59 @@
+"""From rendered distributions to panoptic labels and their colours (paper Sec. 3.2, 'Rendering panoptic segmentations')."""
+
+from __future__ import annotations
+
+import colorsys
+from typing import Tuple
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from plift_nerfstudio.labels.class_table import ClassTable
+
+
+def panoptic_labels(
+    semantic_probs: Float[Tensor, "R C"],
+    instance_probs: Float[Tensor, "R K"],
+    is_thing_lut: Bool[Tensor, "C1"],
+) -> Tuple[Int[Tensor, "R"], Int[Tensor, "R"]]:
+    """Class id (1..C) = argmax of the semantic distribution; instance id (1..K) = argmax surrogate id + 1 where
+    the class is a thing, 0 for stuff. Together (class, instance) identify a 3D segment across views."""
+    class_id = semantic_probs.argmax(dim=-1) + 1
+    instance_id = instance_probs.argmax(dim=-1) + 1
+    instance_id = torch.where(is_thing_lut.to(class_id.device)[class_id], instance_id, torch.zeros_like(instance_id))
+    return class_id, instance_id
+
+
+def class_palette(class_table: ClassTable) -> Float[Tensor, "C1 3"]:
+    """Colour per class id in [0, 1]; row 0 (void) is black."""
+    return torch.tensor([(0, 0, 0), *class_table.colors], dtype=torch.float32) / 255.0
+
+
+def instance_palette(num_ids: int) -> Float[Tensor, "K1 3"]:
+    """Well separated colours per surrogate id (golden-ratio hues); row 0 (stuff) is black."""
+    colors = [(0.0, 0.0, 0.0)]
+    for i in range(num_ids):
+        hue = (i * 0.618033988749895) % 1.0
+        colors.append(colorsys.hsv_to_rgb(hue, 0.55 + 0.45 * ((i // 7) % 2), 0.95 - 0.25 * ((i // 3) % 2)))
+    return torch.tensor(colors, dtype=torch.float32)
+
+
+def colourise(
+    rgb: Float[Tensor, "R 3"],
+    class_id: Int[Tensor, "R"],
+    instance_id: Int[Tensor, "R"],
+    class_colors: Float[Tensor, "C1 3"],
+    instance_colors: Float[Tensor, "K1 3"],
+    stuff_dim: float = 0.3,
+    overlay_alpha: float = 0.6,
+) -> Tuple[Float[Tensor, "R 3"], Float[Tensor, "R 3"], Float[Tensor, "R 3"]]:
+    """Views for people: semantics (class colours), instances (id colours; stuff shown as dimmed grey image) and
+    panoptic (thing ids and stuff classes blended over the image)."""
+    semantics = class_colors.to(rgb.device)[class_id]
+    thing = (instance_id > 0)[:, None]
+    ids = instance_colors.to(rgb.device)[instance_id]
+    grey = rgb.mean(dim=-1, keepdim=True).expand(-1, 3)
+    instances = torch.where(thing, ids, grey * stuff_dim)
+    panoptic = (1 - overlay_alpha) * rgb + overlay_alpha * torch.where(thing, ids, semantics)
+    return semantics, instances, panoptic

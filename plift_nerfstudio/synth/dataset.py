@@ -1,0 +1,172 @@
+"""Write a procedural scene as a labelled nerfstudio dataset (or as bare images for the capture workflow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Literal
+
+import cv2
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from plift_nerfstudio.labels.class_table import scannet21_class_table
+from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION
+from plift_nerfstudio.labels.frame_labels import write_label_png
+from plift_nerfstudio.synth.noise import NOISE_PRESETS, MachineLabels, corrupt
+from plift_nerfstudio.synth.render import Intrinsics, Rendered, camera_path, render
+from plift_nerfstudio.synth.scene import ScenePreset, make_room
+
+
+@dataclass
+class SynthOptions:
+    output: Path
+    seed: int = 0
+    num_frames: int = 100
+    width: int = 160
+    height: int = 120
+    scene: ScenePreset = "room"
+    noise: Literal["clean", "moderate", "hard"] = "moderate"
+    test_every: int = 8
+    images_only: bool = False
+    overwrite: bool = False
+    contact_sheet_frames: int = 4
+
+    def validate(self) -> None:
+        if self.num_frames < 2:
+            raise ValueError(f"--num-frames must be at least 2, got {self.num_frames}")
+        if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
+            raise ValueError(f"--width and --height must lie in 16..4096, got {self.width}x{self.height}")
+        if self.test_every < 2:
+            raise ValueError(f"--test-every must be at least 2 (every k-th frame is held out), got {self.test_every}")
+        if self.noise not in NOISE_PRESETS:
+            raise ValueError(f"unknown --noise {self.noise!r}; choose one of {sorted(NOISE_PRESETS)}")
+
+
+def _prepare_output(path: Path, overwrite: bool) -> None:
+    if path.exists() and any(path.iterdir()) if path.is_dir() else path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path}: exists and is not empty; pass --overwrite to replace it")
+        if not (path / "transforms.json").exists() and not (path / "images").exists():
+            raise FileExistsError(f"{path}: does not look like a plift-synth output; refusing to delete it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _save_rgb(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _save_depth_mm(path: Path, depth: np.ndarray) -> None:
+    write_label_png(path, np.clip(np.round(depth * 1000), 0, 65535).astype(np.uint16))
+
+
+def _save_machine(root: Path, prefix: str, name: str, labels: MachineLabels) -> dict:
+    sem = f"{prefix}semantics/{name}.png"
+    inst = f"{prefix}instances/{name}.png"
+    probs = f"{prefix}probs/{name}.npz"
+    write_label_png(root / sem, labels.semantics)
+    write_label_png(root / inst, labels.instances)
+    (root / probs).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(root / probs, class_probs=labels.class_probs, confidence=labels.confidence)
+    return {"semantics_path": sem, "instances_path": inst, "class_probs_path": probs}
+
+
+def _save_gt(root: Path, prefix: str, name: str, frame: Rendered) -> dict:
+    paths = {
+        "gt_semantics_path": f"{prefix}semantics/{name}.png",
+        "gt_instances_path": f"{prefix}instances/{name}.png",
+        "gt_depth_path": f"{prefix}depth/{name}.png",
+    }
+    write_label_png(root / paths["gt_semantics_path"], frame.semantics)
+    write_label_png(root / paths["gt_instances_path"], frame.instances)
+    _save_depth_mm(root / paths["gt_depth_path"], frame.depth)
+    return paths
+
+
+def write_dataset(opts: SynthOptions) -> Path:
+    """Render, label and write the scene; returns the dataset folder."""
+    opts.validate()
+    _prepare_output(opts.output, opts.overwrite)
+    root = opts.output
+    room = make_room(opts.seed, opts.scene)
+    rng = np.random.default_rng(opts.seed + 7919)
+    poses = camera_path(room, opts.num_frames, rng)
+    intr = Intrinsics.from_fov(opts.width, opts.height)
+    noise = NOISE_PRESETS[opts.noise]
+    class_table = scannet21_class_table()
+
+    frames: List[dict] = []
+    sheet: List[np.ndarray] = []
+    sheet_every = max(1, opts.num_frames // max(1, opts.contact_sheet_frames))
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns) as progress:
+        task = progress.add_task(f"Rendering {opts.scene} (seed {opts.seed})", total=opts.num_frames)
+        for i, c2w in enumerate(poses):
+            name = f"frame_{i + 1:05d}"
+            frame = render(room, c2w, intr)
+            labels = corrupt(frame.semantics, frame.instances, noise, np.random.default_rng([opts.seed, i]))
+            _save_rgb(root / "images" / f"{name}.png", frame.rgb)
+            entry = {"file_path": f"images/{name}.png", "transform_matrix": c2w.tolist()}
+            # images-only: labels and ground truth live apart from the images, where nerfstudio reads nothing
+            entry.update(_save_machine(root, "machine_labels/" if opts.images_only else "labels/", name, labels))
+            entry.update(_save_gt(root, "ground_truth/" if opts.images_only else "gt/", name, frame))
+            frames.append(entry)
+            if i % sheet_every == 0 and len(sheet) < opts.contact_sheet_frames:
+                sheet.append(contact_row(frame, labels, class_table.colors))
+            progress.advance(task)
+
+    test_names = [f["file_path"] for i, f in enumerate(frames) if i % opts.test_every == opts.test_every - 1]
+    train_names = [f["file_path"] for f in frames if f["file_path"] not in set(test_names)]
+    class_table.save(_ensure_dir(root / ("machine_labels" if opts.images_only else "labels")) / "classes.json")
+    if opts.images_only:
+        # ground truth and machine labels keyed by image file name (ns-process-data renames the images)
+        meta = {
+            "generator": "plift-synth",
+            "seed": opts.seed,
+            "scene": opts.scene,
+            "noise": opts.noise,
+            "intrinsics": intr.__dict__,
+            "test_images": [Path(n).name for n in test_names],
+            "frames": {Path(f["file_path"]).name: {k: v for k, v in f.items() if k != "file_path"} for f in frames},
+        }
+        (root / "ground_truth" / "frames.json").write_text(json.dumps(meta, indent=1))
+    else:
+        meta = {
+            "camera_model": "OPENCV",
+            "fl_x": intr.fx, "fl_y": intr.fy, "cx": intr.cx, "cy": intr.cy, "w": intr.width, "h": intr.height,
+            LABELS_SECTION: {"version": LABEL_CONTRACT_VERSION, "class_table": "labels/classes.json"},
+            "plift_synth": {"seed": opts.seed, "scene": opts.scene, "noise": opts.noise, "test_every": opts.test_every},
+            "frames": frames,
+            "train_filenames": train_names,
+            "val_filenames": test_names,
+            "test_filenames": test_names,
+        }
+        (root / "transforms.json").write_text(json.dumps(meta, indent=1))
+    _save_rgb(root / "contact_sheet.png", np.concatenate(sheet, axis=0))
+    return root
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def contact_row(frame: Rendered, labels: MachineLabels, class_colors) -> np.ndarray:
+    """image | GT semantics | GT instances | machine semantics | machine instances | machine confidence."""
+    pal = np.array([(0, 0, 0), *class_colors], np.uint8)
+
+    def ids(x: np.ndarray) -> np.ndarray:
+        hue = (x.astype(np.int64) * 47) % 180
+        hsv = np.stack([hue, np.full_like(hue, 200), np.where(x > 0, 230, 0)], -1).astype(np.uint8)
+        return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+    H, W = frame.semantics.shape
+    conf = cv2.resize(labels.confidence.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
+    conf_rgb = np.repeat((conf * 255).astype(np.uint8)[..., None], 3, -1)
+    return np.concatenate(
+        [frame.rgb, pal[frame.semantics], ids(frame.instances), pal[labels.semantics], ids(labels.instances), conf_rgb], axis=1
+    )
