@@ -5,23 +5,24 @@ Every ``ns-*`` command imports this module, so it only builds config objects.
 
 from __future__ import annotations
 
-from nerfstudio.configs.base_config import ViewerConfig
+import torch
+from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from plift_nerfstudio.datamanager.panoptic_datamanager import PanopticDataManagerConfig
 from plift_nerfstudio.model import PanopticLiftingModelConfig
+from plift_nerfstudio.schedulers import FloatExponentialDecaySchedulerConfig
 
 
 def _optimizers(max_steps: int, grid_lr: float = 0.02, mlp_lr: float = 5e-4) -> dict:
     def adam(lr: float, final: float, weight_decay: float = 0.0) -> dict:
         return {
             "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15, weight_decay=weight_decay),
-            "scheduler": ExponentialDecaySchedulerConfig(lr_final=final, max_steps=max_steps),
+            "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=final, max_steps=max_steps),
         }
 
     return {
@@ -30,6 +31,11 @@ def _optimizers(max_steps: int, grid_lr: float = 0.02, mlp_lr: float = 5e-4) -> 
         "semantic_head": adam(mlp_lr, mlp_lr / 10),
         "instance_head": adam(mlp_lr, mlp_lr / 10, weight_decay=1e-6),
     }
+
+
+def _machine() -> MachineConfig:
+    """CUDA when this machine has it, else the CPU (nerfstudio's own default is CUDA only)."""
+    return MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _dataparser(scene_scale: float) -> NerfstudioDataParserConfig:
@@ -62,6 +68,7 @@ panoptic_lifting = MethodSpecification(
         optimizers=_optimizers(PAPER_STEPS),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 14),
         vis="viewer",
+        machine=_machine(),
     ),
     description="Panoptic Lifting (CVPR 2023): 3D-consistent panoptic segmentation from noisy 2D labels; paper-scale, for GPUs.",
 )
@@ -100,6 +107,7 @@ panoptic_lifting_lite = MethodSpecification(
         optimizers=_optimizers(LITE_STEPS),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 13),
         vis="viewer",
+        machine=_machine(),
     ),
     description="Panoptic Lifting, CPU-sized: small grids and heads that train a small scene in minutes on 2 cores.",
 )

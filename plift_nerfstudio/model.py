@@ -32,7 +32,6 @@ from plift_nerfstudio.losses import (
     semantic_loss,
 )
 from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette, panoptic_labels
-from plift_nerfstudio.video import ensure_video_encoder
 
 CLASS_TABLE_METADATA_KEY = "panoptic_class_table"
 
@@ -195,7 +194,6 @@ class PanopticLiftingModel(Model):
         self.step = 0
         self.unassigned_instances_total = 0
         self._last_overflow_warning_step = -(10**9)
-        ensure_video_encoder()
 
     # ------------------------------------------------------------------ training plumbing
     def get_param_groups(self) -> Dict[str, List[Parameter]]:

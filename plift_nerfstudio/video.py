@@ -1,25 +1,39 @@
-"""Make sure nerfstudio's video writer (mediapy, which calls an ffmpeg program) has an encoder.
+"""Give nerfstudio's video writer an ffmpeg program on machines that have none.
 
-A machine without a system ffmpeg gets the static ffmpeg binary that the ``imageio-ffmpeg`` package ships
-(a declared dependency), so ``ns-render`` writes MP4 on a fresh install.
+``ns-render`` looks for a program called ``ffmpeg`` on PATH (and mediapy calls it). The ``imageio-ffmpeg``
+package (a dependency) ships a static ffmpeg build; ``python -m plift_nerfstudio.video`` links it into the
+virtual environment's ``bin`` folder as ``ffmpeg`` when the machine has no ffmpeg of its own. The project's
+setup script runs it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+from pathlib import Path
 
 
-def ensure_video_encoder() -> str:
-    """Point mediapy at an ffmpeg program and return its path; raise if there is none at all."""
-    import mediapy
+def link_bundled_ffmpeg(bin_dir: Path) -> Path:
+    """Return the ffmpeg that PATH finds, linking imageio-ffmpeg's binary into ``bin_dir`` if there is none."""
+    existing = shutil.which("ffmpeg")
+    if existing is not None:
+        return Path(existing)
+    import imageio_ffmpeg
 
-    system = shutil.which("ffmpeg")
-    if system is not None:
-        return system
-    try:
-        import imageio_ffmpeg
-    except ImportError as err:  # a broken install: the package is a dependency
-        raise RuntimeError("no ffmpeg program found and imageio-ffmpeg is not installed: reinstall plift-nerfstudio") from err
-    path = imageio_ffmpeg.get_ffmpeg_exe()
-    mediapy.set_ffmpeg(path)
-    return path
+    target = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    link = bin_dir / "ffmpeg"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    os.chmod(target, 0o755)
+    return link
+
+
+def main() -> None:
+    path = link_bundled_ffmpeg(Path(sys.executable).parent)
+    print(f"ffmpeg: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -53,6 +53,7 @@ class SegmentationHead(nn.Module):
         zero_last_bias: bool = False,
     ) -> None:
         super().__init__()
+        self.num_outputs = num_outputs
         self.position_encoding = make_position_encoding(position_frequencies)
         self.mlp = MLP(
             in_dim=encoding_out_dim(self.position_encoding),
@@ -69,6 +70,8 @@ class SegmentationHead(nn.Module):
 
     def forward(self, positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N K"]:
         """Scores (logits) per output; softmax is applied by the caller (tcnn cannot)."""
+        if positions.shape[0] == 0:
+            return positions.new_zeros(0, self.num_outputs)
         return self.mlp(self.position_encoding(positions.detach())).float()
 
 
@@ -133,6 +136,8 @@ class PanopticTensoRFField(nn.Module):
         return sigma * inside
 
     def rgb(self, unit_positions: Float[Tensor, "N 3"], directions: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
+        if unit_positions.shape[0] == 0:  # no sample carries weight (e.g. an empty scene at the start)
+            return unit_positions.new_zeros(0, 3)
         features = self.appearance_basis(self.color_encoding(unit_positions))
         x = torch.cat(
             [features, self.feature_encoding(features), directions, self.direction_encoding(directions)], dim=-1
