@@ -54,7 +54,7 @@ panoptic_lifting = MethodSpecification(
         mixed_precision=False,
         pipeline=VanillaPipelineConfig(
             datamanager=PanopticDataManagerConfig(
-                dataparser=_dataparser(scene_scale=1.5), train_num_rays_per_batch=2048, single_image_num_rays=1024
+                dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=2048, single_image_num_rays=1024
             ),
             model=PanopticLiftingModelConfig(
                 init_resolution=128,
@@ -84,15 +84,17 @@ panoptic_lifting_lite = MethodSpecification(
         mixed_precision=False,
         pipeline=VanillaPipelineConfig(
             datamanager=PanopticDataManagerConfig(
-                dataparser=_dataparser(scene_scale=1.5), train_num_rays_per_batch=1024, single_image_num_rays=512
+                dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512
             ),
             model=PanopticLiftingModelConfig(
                 init_resolution=48,
                 final_resolution=96,
                 upsampling_iters=(500, 1000, 1500),
                 num_samples=96,
+                max_kept_samples_per_ray=16,
                 density_components=8,
                 color_components=16,
+                color_mlp_width=64,
                 semantic_mlp_layers=3,
                 semantic_mlp_width=64,
                 instance_mlp_layers=3,

@@ -64,19 +64,27 @@ class PanopticLiftingModelConfig(ModelConfig):
     appearance_dim: int = 27
     """Appearance features decoded by the colour MLP."""
     density_shift: float = -10.0
-    """Shift inside softplus(feature + shift): start with an almost empty scene."""
+    """Shift inside softplus(feature + shift): the scene starts (almost) empty, as in TensoRF."""
     density_scale: float = 25.0
     """Multiplier of the density (TensoRF's distance scale)."""
     num_samples: int = 256
     """Uniform samples per ray (density is evaluated at each)."""
     weight_threshold: float = 1e-4
-    """Colour, semantic and instance heads run only on samples with a larger rendering weight."""
+    """Colour, semantic and instance heads run only on samples with a larger rendering weight (and on each
+    ray's heaviest sample, so that an empty scene at the start still gets gradient)."""
+    max_kept_samples_per_ray: int = 0
+    """If > 0, the heads run on at most this many of each ray's heaviest samples (bounds the cost per ray while
+    the geometry is still foggy; 0 = no limit)."""
+    color_mlp_width: int = 128
+    """Width of the colour MLP (3 layers)."""
     background_color: Literal["random", "black", "white"] = "random"
     """Colour behind the scene; 'random' in training pushes the field to be opaque where images are."""
     tv_density_mult: float = 1e-3
     """Total-variation weight on the density planes."""
     tv_color_mult: float = 1e-4
     """Total-variation weight on the appearance planes."""
+    l1_density_mult: float = 0.0
+    """L1 weight on the density grid coefficients (TensoRF's sparsity prior: less fog, fewer kept samples)."""
 
     # --- segmentation heads ---
     semantic_mlp_layers: int = 5
@@ -145,6 +153,18 @@ def render_sparse(
     return out.index_add(0, ray_index, values * weights[:, None])
 
 
+def samples_to_shade(weights: Float[Tensor, "R S"], threshold: float, max_per_ray: int) -> Bool[Tensor, "R S"]:
+    """Samples whose colour and segmentation are evaluated: weight above ``threshold`` (at most ``max_per_ray``
+    of the heaviest per ray when > 0), and always each ray's heaviest sample so an empty scene gets gradient."""
+    keep = weights > threshold
+    if 0 < max_per_ray < weights.shape[1]:
+        top = torch.zeros_like(keep)
+        top.scatter_(1, weights.topk(max_per_ray, dim=1).indices, True)
+        keep &= top
+    keep[torch.arange(weights.shape[0], device=weights.device), weights.argmax(dim=1)] = True
+    return keep
+
+
 class PanopticLiftingModel(Model):
     """Panoptic radiance field (paper Sec. 3). Needs the dataset's class table in ``metadata``."""
 
@@ -171,6 +191,7 @@ class PanopticLiftingModel(Model):
             appearance_dim=cfg.appearance_dim,
             density_shift=cfg.density_shift,
             density_scale=cfg.density_scale,
+            color_mlp_width=cfg.color_mlp_width,
             semantic_mlp_layers=cfg.semantic_mlp_layers,
             semantic_mlp_width=cfg.semantic_mlp_width,
             instance_mlp_layers=cfg.instance_mlp_layers,
@@ -251,7 +272,7 @@ class PanopticLiftingModel(Model):
         density = self.field.density(positions.view(-1, 3)).view(num_rays, num_samples, 1)
         weights = ray_samples.get_weights(density)  # [R, S, 1]
 
-        keep: Bool[Tensor, "R S"] = weights[..., 0] > cfg.weight_threshold
+        keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, cfg.max_kept_samples_per_ray)
         ray_index, sample_index = keep.nonzero(as_tuple=True)
         kept_positions = positions[ray_index, sample_index]
         kept_weights = weights[ray_index, sample_index, 0]
@@ -319,6 +340,10 @@ class PanopticLiftingModel(Model):
                 losses["tv_density"] = cfg.tv_density_mult * tv_loss(self.field.density_encoding.plane_coef)
             if cfg.tv_color_mult > 0:
                 losses["tv_color"] = cfg.tv_color_mult * tv_loss(self.field.color_encoding.plane_coef)
+            if cfg.l1_density_mult > 0:
+                grid = self.field.density_encoding
+                l1 = torch.cat([grid.plane_coef.abs().flatten(), grid.line_coef.abs().flatten()]).mean()
+                losses["l1_density"] = cfg.l1_density_mult * l1
         if "semantics" not in batch:  # evaluation batches carry no machine labels
             return losses
 

@@ -22,17 +22,31 @@ from plift_nerfstudio.synth.scene import ScenePreset, make_room
 
 @dataclass
 class SynthOptions:
+    """Options of plift-synth."""
+
     output: Path
+    """Dataset folder to write (refused if it exists and is not empty, unless --overwrite)."""
     seed: int = 0
+    """Seed of the room layout, camera path and label noise (same seed, same bytes)."""
     num_frames: int = 100
+    """Number of frames along the camera path."""
     width: int = 160
+    """Image width in pixels."""
     height: int = 120
+    """Image height in pixels."""
     scene: ScenePreset = "room"
+    """Scene preset: 'room' (about 5 x 4.7 m) or 'small-room' (about 4 x 3.8 m)."""
     noise: Literal["clean", "moderate", "hard"] = "moderate"
+    """Noise preset of the machine labels (see plift_nerfstudio/synth/noise.py)."""
     test_every: int = 8
+    """Every k-th frame is held out as a test frame."""
     images_only: bool = False
+    """Write only images/ for the capture workflow; ground truth and machine labels go to ground_truth/ and
+    machine_labels/, keyed by image file name, and no transforms.json is written."""
     overwrite: bool = False
+    """Replace an existing plift-synth output folder."""
     contact_sheet_frames: int = 4
+    """Frames shown in contact_sheet.png."""
 
     def validate(self) -> None:
         if self.num_frames < 2:

@@ -56,12 +56,12 @@ def camera_path(room: Room, num_frames: int, rng: np.random.Generator) -> np.nda
     """[N, 4, 4] poses on a wobbly ellipse through the middle of the room, looking across it at the furniture."""
     W, D, H = room.size
     centre = np.array([W / 2, D / 2])
-    radius = np.array([W, D]) * rng.uniform(0.16, 0.22)
+    radius = np.array([W, D]) * rng.uniform(0.23, 0.26)
     phase = rng.uniform(0, 2 * np.pi)
     poses = []
     for i in range(num_frames):
         t = phase + 2 * np.pi * i / num_frames
-        wobble = 1.0 + 0.25 * np.sin(3 * t + phase)
+        wobble = 1.0 + 0.18 * np.sin(3 * t + phase)
         xy = centre + radius * wobble * np.array([np.cos(t), np.sin(t)])
         z = 1.45 + 0.2 * np.sin(2 * t + 1.3 * phase)
         position = np.array([xy[0], xy[1], z])

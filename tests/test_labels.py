@@ -1,0 +1,126 @@
+"""Bad label input stops dataset loading with an error naming the file and the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+from plift_nerfstudio.datamanager.panoptic_datamanager import PanopticDataManagerConfig
+from plift_nerfstudio.labels.class_table import scannet21_class_table
+from plift_nerfstudio.labels.errors import LabelFileError
+
+
+def load(data: Path):
+    config = PanopticDataManagerConfig(
+        dataparser=NerfstudioDataParserConfig(data=data), train_num_rays_per_batch=64, single_image_num_rays=32
+    )
+    return config.setup(device="cpu", test_mode="val")
+
+
+def first_frame(data: Path) -> dict:
+    return json.loads((data / "transforms.json").read_text())["frames"][0]
+
+
+def test_valid_dataset_loads_and_yields_labelled_rays(tiny_scene_dir: Path) -> None:
+    dm = load(tiny_scene_dir)
+    ray_bundle, batch = dm.next_train(0)
+    assert len(ray_bundle) == 96 and batch["image"].shape == (96, 3)
+    assert batch["is_single_image_ray"].sum() == 32
+    single = batch["indices"][batch["is_single_image_ray"]]
+    assert single[:, 0].unique().numel() == 1  # one image
+    assert (batch["semantics"][batch["is_single_image_ray"]] > 0).all()  # drawn among labelled pixels
+    assert torch.allclose(batch["class_probs"][batch["semantics"] > 0].sum(-1), torch.ones(1), atol=1e-2)
+    # rays carry the labels of their own pixels
+    sem = cv2.imread(str(tiny_scene_dir / first_frame(tiny_scene_dir)["semantics_path"]), cv2.IMREAD_UNCHANGED)
+    rows = batch["indices"][:, 0] == 0
+    if rows.any():
+        y, x = batch["indices"][rows, 1], batch["indices"][rows, 2]
+        assert (batch["semantics"][rows] == torch.from_numpy(sem.astype(np.int64))[y, x]).all()
+
+
+def test_missing_label_file_is_named(tiny_scene_copy: Path) -> None:
+    path = tiny_scene_copy / first_frame(tiny_scene_copy)["instances_path"]
+    path.unlink()
+    with pytest.raises(LabelFileError, match=f"{path.name}.*does not exist"):
+        load(tiny_scene_copy)
+
+
+def test_unreadable_label_file_is_named(tiny_scene_copy: Path) -> None:
+    path = tiny_scene_copy / first_frame(tiny_scene_copy)["semantics_path"]
+    path.write_bytes(b"not a png")
+    with pytest.raises(LabelFileError, match=f"{path.name}.*not a readable image"):
+        load(tiny_scene_copy)
+
+
+def test_size_mismatch_is_refused(tiny_scene_copy: Path) -> None:
+    path = tiny_scene_copy / first_frame(tiny_scene_copy)["semantics_path"]
+    sem = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(path), sem[:-3])
+    with pytest.raises(LabelFileError, match=f"{path.name}.*does not match its image"):
+        load(tiny_scene_copy)
+
+
+def test_class_id_outside_table_is_refused(tiny_scene_copy: Path) -> None:
+    path = tiny_scene_copy / first_frame(tiny_scene_copy)["semantics_path"]
+    sem = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    sem[0, 0] = 40
+    cv2.imwrite(str(path), sem)
+    with pytest.raises(LabelFileError, match=f"{path.name}.*\\[40\\].*outside the class table"):
+        load(tiny_scene_copy)
+
+
+def test_instance_on_stuff_pixel_is_refused(tiny_scene_copy: Path) -> None:
+    frame = first_frame(tiny_scene_copy)
+    sem = cv2.imread(str(tiny_scene_copy / frame["semantics_path"]), cv2.IMREAD_UNCHANGED)
+    inst_path = tiny_scene_copy / frame["instances_path"]
+    inst = cv2.imread(str(inst_path), cv2.IMREAD_UNCHANGED)
+    is_stuff = np.array([False] + [not t for t in scannet21_class_table().is_thing])
+    ys, xs = np.nonzero(is_stuff[sem])
+    inst[ys[0], xs[0]] = 5
+    cv2.imwrite(str(inst_path), inst)
+    with pytest.raises(LabelFileError, match=f"{inst_path.name}.*instance id on stuff class"):
+        load(tiny_scene_copy)
+
+
+def test_bad_class_probability_file_is_refused(tiny_scene_copy: Path) -> None:
+    path = tiny_scene_copy / first_frame(tiny_scene_copy)["class_probs_path"]
+    np.savez(path, class_probs=np.ones((4, 4, 3), np.float16), confidence=np.ones((4, 4), np.float16))
+    with pytest.raises(LabelFileError, match=f"{path.name}.*class_probs.*shape"):
+        load(tiny_scene_copy)
+
+
+def test_bad_class_table_is_refused(tiny_scene_copy: Path) -> None:
+    path = tiny_scene_copy / "labels" / "classes.json"
+    table = json.loads(path.read_text())
+    table["classes"][3]["id"] = 30
+    path.write_text(json.dumps(table))
+    with pytest.raises(LabelFileError, match="classes.json.*without gaps"):
+        load(tiny_scene_copy)
+
+
+def test_dataset_without_labels_is_refused(tiny_scene_copy: Path) -> None:
+    meta_path = tiny_scene_copy / "transforms.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["panoptic_labels"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(LabelFileError, match="transforms.json.*no 'panoptic_labels' section"):
+        load(tiny_scene_copy)
+
+
+def test_frames_without_distributions_count_as_one_hot(tiny_scene_copy: Path) -> None:
+    meta_path = tiny_scene_copy / "transforms.json"
+    meta = json.loads(meta_path.read_text())
+    for frame in meta["frames"]:
+        del frame["class_probs_path"]
+    meta_path.write_text(json.dumps(meta))
+    dm = load(tiny_scene_copy)
+    _, batch = dm.next_train(0)
+    labelled = batch["semantics"] > 0
+    assert (batch["confidence"][labelled] == 1).all()
+    assert (batch["class_probs"][labelled].max(-1).values == 1).all()
