@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import torch
 import numpy as np
 import pytest
 
@@ -90,3 +91,31 @@ def test_bad_option_gets_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--num-frames must be at least 2" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+# Label quality of each noise preset (per-frame PQ and mIoU of the machine labels against ground truth, in %),
+# the bands documented in plift_nerfstudio/synth/noise.py.
+NOISE_BANDS = {"clean": ((95, 100), (95, 100)), "moderate": ((35, 65), (30, 60)), "hard": ((10, 35), (10, 35))}
+
+
+def test_noise_presets_degrade_labels_by_documented_amounts() -> None:
+    from plift_nerfstudio.labels.class_table import scannet21_class_table
+    from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou
+    from plift_nerfstudio.synth.noise import NOISE_PRESETS, corrupt
+
+    table = scannet21_class_table()
+    room = make_room(0)
+    frames = [render(room, p, Intrinsics.from_fov(80, 60)) for p in camera_path(room, 16, np.random.default_rng(0))]
+    gt_sem = torch.from_numpy(np.stack([f.semantics for f in frames]).astype(np.int64))
+    gt_ins = torch.from_numpy(np.stack([f.instances for f in frames]).astype(np.int64))
+    scores = {}
+    for name, noise in NOISE_PRESETS.items():
+        labels = [corrupt(f.semantics, f.instances, noise, np.random.default_rng([0, i])) for i, f in enumerate(frames)]
+        sem = torch.from_numpy(np.stack([x.semantics for x in labels]).astype(np.int64))
+        ins = torch.from_numpy(np.stack([x.instances for x in labels]).astype(np.int64))
+        pq = frame_panoptic_quality(sem, ins, gt_sem, gt_ins, table).pq
+        miou = mean_iou(sem, gt_sem, table.num_classes)
+        (pq_lo, pq_hi), (iou_lo, iou_hi) = NOISE_BANDS[name]
+        assert pq_lo <= pq <= pq_hi and iou_lo <= miou <= iou_hi, (name, pq, miou)
+        scores[name] = (pq, miou)
+    assert scores["clean"] > scores["moderate"] > scores["hard"]

@@ -3,6 +3,18 @@
 Each effect has one parameter of :class:`LabelNoise`; the presets ``clean``, ``moderate`` and ``hard`` set them all.
 Every frame is corrupted independently (view-inconsistent errors), and its instance ids are renumbered at random
 (no correspondence across views).
+
+Measured label quality (per-frame PQ and mIoU in % of the machine labels against ground truth; 16 frames of
+80x60, seeds 0-2) and the bands the tests hold them to:
+
+| preset   | PQ (seeds 0, 1, 2) | mIoU (seeds 0, 1, 2) | band PQ | band mIoU |
+|----------|--------------------|----------------------|---------|-----------|
+| clean    | 100, 100, 100      | 100, 100, 100        | 95-100  | 95-100    |
+| moderate | 43.3, 44.6, 53.1   | 37.2, 47.2, 49.6     | 35-65   | 30-60     |
+| hard     | 18.1, 27.7, 26.2   | 17.8, 29.7, 21.4     | 10-35   | 10-35     |
+
+``clean`` labels equal the ground truth except for per-frame instance ids; ``moderate`` is close to what the
+paper reports for Mask2Former on its scenes (mIoU 47-54, PQ 44-51).
 """
 
 from __future__ import annotations
