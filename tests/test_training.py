@@ -74,3 +74,14 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
         assert outputs[key].shape == (h, w, 3), key
     assert outputs["semantic_id"].shape == (h, w, 1)
     assert outputs["semantic_id"].min() >= 1 and outputs["semantic_id"].max() <= 21
+
+    # the evaluation renders every test view and scores ours and the 2D labels against ground truth
+    from plift_nerfstudio.evaluation import evaluate_pipeline
+
+    result = evaluate_pipeline(loaded, tiny_scene_dir, keep_renders=1)
+    assert result.num_views == 3
+    for key in ("scene_pq", "pq", "miou", "psnr", "ssim"):
+        assert result.ours[key] is not None and result.ours[key] >= 0, key
+    assert 0 <= result.ours["miou"] <= 100 and result.ours["psnr"] > 10
+    assert result.machine_labels["scene_pq"] is None  # per-frame ids: PQscene is not defined
+    assert result.machine_labels["miou"] > 0
