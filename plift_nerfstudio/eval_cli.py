@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
 import cv2
 import numpy as np
-import tyro
 from rich.console import Console
+
+from plift_nerfstudio.cli_utils import run_cli
 from rich.table import Table
 
 ROWS = (
@@ -91,13 +91,7 @@ def main(opts: EvalOptions) -> Dict:
 
 
 def entrypoint() -> None:
-    opts = tyro.cli(EvalOptions, description=__doc__)
-    try:
-        main(opts)
-    except (ValueError, FileNotFoundError) as err:
-        Console(stderr=True).print(f"[bold red]plift-eval: {err}")
-        sys.exit(2)
-
+    run_cli(main, EvalOptions, __doc__ or "", "plift-eval")
 
 if __name__ == "__main__":
     entrypoint()

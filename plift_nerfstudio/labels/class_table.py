@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
 
 CLASS_TABLE_VERSION = 1
 
@@ -82,12 +82,7 @@ class ClassTable:
     @classmethod
     def load(cls, path: Path) -> "ClassTable":
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise LabelFileError(path, "class table file does not exist") from None
-        except (OSError, json.JSONDecodeError) as err:
-            raise LabelFileError(path, f"class table is not readable JSON ({err})") from None
+        data = read_json_file(path, "class table file")
         if not isinstance(data, dict) or data.get("version") != CLASS_TABLE_VERSION:
             raise LabelFileError(
                 path, f"class table must be an object with \"version\": {CLASS_TABLE_VERSION}"

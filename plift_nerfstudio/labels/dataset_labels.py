@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from rich.progress import Progress
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
 from plift_nerfstudio.labels.frame_labels import (
     CLASS_PROBS_KEY,
     INSTANCES_KEY,
@@ -39,13 +38,7 @@ def transforms_path_of(data: Path) -> Path:
 
 def read_transforms(data: Path) -> Tuple[dict, Path]:
     path = transforms_path_of(data)
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LabelFileError(path, "transforms file does not exist") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise LabelFileError(path, f"not readable JSON ({err})") from None
-    return meta, path
+    return read_json_file(path, "transforms file"), path
 
 
 def load_class_table_of_dataset(data: Path) -> ClassTable:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-import tyro
 from rich.console import Console
+
+from plift_nerfstudio.cli_utils import run_cli
 
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
@@ -24,13 +24,7 @@ def main(opts: SynthOptions) -> Path:
 
 
 def entrypoint() -> None:
-    opts = tyro.cli(SynthOptions, description=__doc__)
-    try:
-        main(opts)
-    except (ValueError, FileExistsError) as err:
-        Console(stderr=True).print(f"[bold red]plift-synth: {err}")
-        sys.exit(2)
-
+    run_cli(main, SynthOptions, __doc__ or "", "plift-synth")
 
 if __name__ == "__main__":
     entrypoint()
