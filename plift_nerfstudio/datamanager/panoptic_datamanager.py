@@ -18,7 +18,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
 from plift_nerfstudio.labels.dataset_labels import frame_label_files, load_class_table_of_dataset, load_label_store
-from plift_nerfstudio.labels.store import PanopticLabelStore, sample_pixels_in_mask
+from plift_nerfstudio.labels.store import PanopticLabelStore, frames_with_labels, sample_pixels_in_mask
 from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY
 
 
@@ -47,7 +47,7 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
     def setup_train(self) -> None:
         # labels are checked before any image is cached: a bad file stops here, before the first step
         self.labels = self._load_labels()
-        labelled = [i for i in range(self.labels.num_frames) if bool(self.labels.labelled_mask(i).any())]
+        labelled = frames_with_labels(self.labels)
         if not labelled:
             raise ValueError(f"{self.config.dataparser.data}: no training frame has a labelled pixel")
         self._frame_has_labels = torch.zeros(self.labels.num_frames, dtype=torch.bool)

@@ -60,9 +60,6 @@ class PanopticLabelStore:
         """Pixels with a (non-void) class label."""
         return self.semantics[frame] > 0
 
-    def num_instances(self, frame: int) -> int:
-        return int(torch.unique(self.instances[frame]).numel() - (self.instances[frame] == 0).any().item())
-
     def gather(self, indices: Int[Tensor, "R 3"]) -> Dict[str, Tensor]:
         """Labels of rays given as (frame, y, x) rows at image resolution (on the indices' device)."""
         c, y, x = (indices[:, i].long().cpu() for i in range(3))
