@@ -18,7 +18,7 @@ from rich.progress import Progress
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.labels.dataset_labels import read_transforms
+from plift_nerfstudio.labels.dataset_labels import frames_for_images
 from plift_nerfstudio.labels.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_panoptic_quality
@@ -38,11 +38,6 @@ class EvaluationResult:
     machine_labels: Dict[str, Optional[float]]
     num_views: int
     renders: List[Dict[str, np.ndarray]] = field(default_factory=list)
-
-
-def frames_by_image(data: Path, image_path_of_frame) -> Dict[Path, dict]:
-    meta, _ = read_transforms(data)
-    return {Path(image_path_of_frame(Path(f["file_path"]))): f for f in meta["frames"]}
 
 
 def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw) -> ViewSet:
@@ -75,9 +70,8 @@ def evaluate_pipeline(pipeline: Pipeline, data: Path, keep_renders: int = 4) -> 
     """Render the pipeline's eval (test) views and score them and the machine labels against ground truth."""
     datamanager = pipeline.datamanager
     dataset = datamanager.eval_dataset  # type: ignore[attr-defined]
-    data_dir = data.parent if data.suffix == ".json" else data
-    lookup = frames_by_image(data, lambda p: datamanager.dataparser._get_fname(p, data_dir))  # type: ignore[attr-defined]
-    frames = [lookup[Path(p)] for p in dataset.image_filenames]
+    frames, transforms_path = frames_for_images(data, dataset.image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
+    data_dir = transforms_path.parent
     table: ClassTable = pipeline.model.class_table  # type: ignore[attr-defined]
     model = pipeline.model
     model.eval()

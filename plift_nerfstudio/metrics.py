@@ -73,10 +73,8 @@ def scene_panoptic_quality(
     def tile(x: Tensor) -> Tensor:
         return torch.cat(list(x), dim=1)[None]  # [1, H, N*W]
 
-    return _panoptic(
-        class_table,
-        _pairs(tile(pred_semantics), tile(pred_instances)),
-        _pairs(tile(gt_semantics), tile(gt_instances)),
+    return frame_panoptic_quality(
+        tile(pred_semantics), tile(pred_instances), tile(gt_semantics), tile(gt_instances), class_table
     )
 
 

@@ -7,6 +7,7 @@ needs rays of one image) and the segment consistency loss. Both sets go into one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Type
 
 import torch
@@ -17,7 +18,12 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
-from plift_nerfstudio.labels.dataset_labels import frame_label_files, load_class_table_of_dataset, load_label_store
+from plift_nerfstudio.labels.dataset_labels import (
+    frame_label_files,
+    load_class_table_of_dataset,
+    load_label_store,
+    transforms_path_of,
+)
 from plift_nerfstudio.labels.store import PanopticLabelStore, frames_with_labels, sample_pixels_in_mask
 from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY
 
@@ -58,12 +64,14 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
         )
         super().setup_train()
 
+    def image_path_of_frame(self, file_path: Path) -> Path:
+        """The image path the dataparser uses for a frame's ``file_path`` (maybe in a downscaled folder)."""
+        data_dir = transforms_path_of(self.config.dataparser.data).parent
+        return self.dataparser._get_fname(file_path, data_dir)  # type: ignore[attr-defined]
+
     def _load_labels(self) -> PanopticLabelStore:
-        outputs = self.train_dataparser_outputs
-        data = self.config.dataparser.data
-        data_dir = data.parent if data.suffix == ".json" else data
         files = frame_label_files(
-            data, outputs.image_filenames, lambda p: self.dataparser._get_fname(p, data_dir)  # type: ignore[attr-defined]
+            self.config.dataparser.data, self.train_dataparser_outputs.image_filenames, self.image_path_of_frame
         )
         cameras = self.train_dataset.cameras
         image_hw: List[Tuple[int, int]] = [(int(h), int(w)) for h, w in zip(cameras.height.flatten(), cameras.width.flatten())]

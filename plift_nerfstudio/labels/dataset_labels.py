@@ -59,24 +59,35 @@ def load_class_table_of_dataset(data: Path) -> ClassTable:
     return ClassTable.load(path.parent / section["class_table"])
 
 
-def frame_label_files(
+def frames_for_images(
     data: Path, image_filenames: Sequence[Path], image_path_of_frame: Callable[[Path], Path]
-) -> List[FrameLabelFiles]:
-    """Label files of each image, matched through the frame entries of ``transforms.json``.
+) -> Tuple[List[dict], Path]:
+    """Each image's frame entry of ``transforms.json`` (in image order) and the path of that file.
 
     ``image_path_of_frame`` maps a frame's ``file_path`` to the image path the dataparser uses (it may point
     into a downscaled ``images_N`` folder).
     """
     meta, path = read_transforms(data)
-    root = path.parent
     by_image: Dict[Path, dict] = {}
     for frame in meta.get("frames", []):
         by_image[Path(image_path_of_frame(Path(frame["file_path"])))] = frame
-    files = []
+    frames = []
     for image in image_filenames:
         frame = by_image.get(Path(image))
         if frame is None:
             raise LabelFileError(path, f"no frame entry for image {image}")
+        frames.append(frame)
+    return frames, path
+
+
+def frame_label_files(
+    data: Path, image_filenames: Sequence[Path], image_path_of_frame: Callable[[Path], Path]
+) -> List[FrameLabelFiles]:
+    """Label files of each image, matched through the frame entries of ``transforms.json``."""
+    frames, path = frames_for_images(data, image_filenames, image_path_of_frame)
+    root = path.parent
+    files = []
+    for frame in frames:
         missing = [k for k in (SEMANTICS_KEY, INSTANCES_KEY) if k not in frame]
         if missing:
             raise LabelFileError(path, f"frame {frame['file_path']} lacks {', '.join(missing)}")
