@@ -83,8 +83,6 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Total-variation weight on the density planes."""
     tv_color_mult: float = 1e-4
     """Total-variation weight on the appearance planes."""
-    l1_density_mult: float = 0.0
-    """L1 weight on the density grid coefficients (TensoRF's sparsity prior: less fog, fewer kept samples)."""
 
     # --- segmentation heads ---
     semantic_mlp_layers: int = 5
@@ -340,10 +338,6 @@ class PanopticLiftingModel(Model):
                 losses["tv_density"] = cfg.tv_density_mult * tv_loss(self.field.density_encoding.plane_coef)
             if cfg.tv_color_mult > 0:
                 losses["tv_color"] = cfg.tv_color_mult * tv_loss(self.field.color_encoding.plane_coef)
-            if cfg.l1_density_mult > 0:
-                grid = self.field.density_encoding
-                l1 = torch.cat([grid.plane_coef.abs().flatten(), grid.line_coef.abs().flatten()]).mean()
-                losses["l1_density"] = cfg.l1_density_mult * l1
         if "semantics" not in batch:  # evaluation batches carry no machine labels
             return losses
 
