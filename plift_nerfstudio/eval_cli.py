@@ -66,11 +66,17 @@ def grid_png(renders, path: Path) -> None:
 def main(opts: EvalOptions) -> Dict:
     from nerfstudio.utils.eval_utils import eval_setup
 
-    from plift_nerfstudio.evaluation import evaluate_pipeline
+    from plift_nerfstudio.evaluation import dataset_has_ground_truth, render_eval_views, score_views
 
-    config, pipeline, _, step = eval_setup(opts.load_config, test_mode="test")
-    data = Path(config.pipeline.datamanager.data or config.pipeline.datamanager.dataparser.data)
-    result = evaluate_pipeline(pipeline, data, keep_renders=opts.grid_views)
+    _, pipeline, _, step = eval_setup(opts.load_config, test_mode="test")
+    views = render_eval_views(pipeline, keep_renders=opts.grid_views)
+    if not dataset_has_ground_truth(pipeline, views.image_filenames):
+        data = pipeline.datamanager.config.dataparser.data  # type: ignore[attr-defined]
+        raise SystemExit(
+            f"{data}: the test frames have no ground-truth maps ('gt_semantics_path'/'gt_instances_path'), so there is "
+            "nothing to score against; ns-eval still reports PSNR/SSIM"
+        )
+    result = score_views(pipeline, views)
     out_dir = opts.output_dir or opts.load_config.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"config": str(opts.load_config), "step": step, "num_test_views": result.num_views,

@@ -1,21 +1,25 @@
 """Evaluate a trained model on the held-out views of a dataset that has ground truth (e.g. from plift-synth).
 
-Renders every test view, then scores our panoptic output and the machine 2D labels of the same frames against
-the ground truth. For the machine labels PQscene is meaningless (their instance ids are per frame), so it is
-reported as None.
+One render loop (:func:`render_eval_views`) serves ``plift-eval`` and ``ns-eval``: it renders every eval (test)
+view once, keeps nerfstudio's per-image metrics (PSNR, SSIM, fps) and the panoptic id maps. The id maps are then
+scored against the ground truth next to the machine 2D labels of the same frames. For the machine labels
+PQscene is meaningless (their instance ids are per frame), so it is reported as None.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+import torchvision.utils as vutils
+from jaxtyping import Int
 from nerfstudio.pipelines.base_pipeline import Pipeline
-from rich.progress import Progress
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor
 
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.labels.dataset_labels import frames_for_images
@@ -23,18 +27,31 @@ from plift_nerfstudio.labels.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_panoptic_quality
 
+GT_SEMANTICS_KEY = "gt_semantics_path"
+GT_INSTANCES_KEY = "gt_instances_path"
+
 
 @dataclass
 class ViewSet:
     """Class and instance maps of N views (ids may be per frame or scene-wide)."""
 
-    semantics: torch.Tensor  # [N, H, W]
-    instances: torch.Tensor  # [N, H, W]
+    semantics: Int[Tensor, "N H W"]
+    instances: Int[Tensor, "N H W"]
+
+
+@dataclass
+class RenderedViews:
+    """What one pass over the eval views produced."""
+
+    ids: ViewSet
+    image_filenames: List[Path]
+    per_image_metrics: List[Dict[str, float]]  # nerfstudio's: psnr, ssim, num_rays_per_sec, fps
+    renders: List[Dict[str, np.ndarray]] = field(default_factory=list)  # a few views kept for pictures
 
 
 @dataclass
 class EvaluationResult:
-    ours: Dict[str, float]
+    ours: Dict[str, Optional[float]]
     machine_labels: Dict[str, Optional[float]]
     num_views: int
     renders: List[Dict[str, np.ndarray]] = field(default_factory=list)
@@ -47,7 +64,7 @@ def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw) -
             raise LabelFileError(root / "transforms.json", f"frame {frame['file_path']} has no {sem_key}/{inst_key}")
         sem = read_label_png(root / frame[sem_key])
         inst = read_label_png(root / frame[inst_key])
-        if sem.shape != tuple(hw):
+        if sem.shape != tuple(hw) or inst.shape != tuple(hw):
             raise LabelFileError(root / frame[sem_key], f"size {sem.shape[::-1]} differs from the render {tuple(hw)[::-1]}")
         sems.append(sem.astype(np.int64))
         insts.append(inst.astype(np.int64))
@@ -66,36 +83,83 @@ def segmentation_scores(pred: ViewSet, gt: ViewSet, table: ClassTable, scene_lev
 
 
 @torch.no_grad()
-def evaluate_pipeline(pipeline: Pipeline, data: Path, keep_renders: int = 4) -> EvaluationResult:
-    """Render the pipeline's eval (test) views and score them and the machine labels against ground truth."""
+def render_eval_views(pipeline: Pipeline, keep_renders: int = 0, output_path: Optional[Path] = None) -> RenderedViews:
+    """Render every eval view once (with a progress bar); optionally save nerfstudio's images per view."""
+    model = pipeline.model
     datamanager = pipeline.datamanager
     dataset = datamanager.eval_dataset  # type: ignore[attr-defined]
-    frames, transforms_path = frames_for_images(data, dataset.image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
+    loader = datamanager.fixed_indices_eval_dataloader  # type: ignore[attr-defined]
+    if output_path is not None:
+        output_path.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    sems, insts, metrics_list, renders, names = [], [], [], [], []
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("Rendering eval views", total=len(loader))
+        for view, (camera, batch) in enumerate(loader):
+            start = perf_counter()
+            outputs = model.get_outputs_for_camera(camera=camera)
+            metrics, images = model.get_image_metrics_and_images(outputs, batch)
+            num_rays = int(camera.height.item() * camera.width.item())
+            metrics["num_rays_per_sec"] = num_rays / (perf_counter() - start)
+            metrics["fps"] = metrics["num_rays_per_sec"] / num_rays
+            metrics_list.append({k: float(v) for k, v in metrics.items()})
+            if output_path is not None:
+                for key, image in images.items():
+                    vutils.save_image(image.permute(2, 0, 1).cpu(), output_path / f"eval_{key}_{view:04d}.png")
+            sems.append(outputs["semantic_id"][..., 0].long().cpu())
+            insts.append(outputs["instance_id"][..., 0].long().cpu())
+            index = int(batch["image_idx"])
+            names.append(Path(dataset.image_filenames[index]))
+            if len(renders) < keep_renders:
+                kept = {k: outputs[k].cpu().numpy() for k in ("rgb", "semantics", "instances", "panoptic")}
+                renders.append(kept | {"image": batch["image"][..., :3].cpu().numpy(), "index": index})
+            progress.advance(task)
+    if was_training:
+        model.train()
+    return RenderedViews(ViewSet(torch.stack(sems), torch.stack(insts)), names, metrics_list, renders)
+
+
+def dataset_has_ground_truth(pipeline: Pipeline, image_filenames: List[Path]) -> bool:
+    """True when every eval frame names ground-truth maps; False when none does (a real capture).
+
+    A dataset where only some eval frames have ground truth is refused: scores over a subset would mislead.
+    """
+    datamanager = pipeline.datamanager
+    data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
+    frames, transforms_path = frames_for_images(data, image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
+    with_gt = [GT_SEMANTICS_KEY in f and GT_INSTANCES_KEY in f for f in frames]
+    if all(with_gt):
+        return True
+    if not any(with_gt):
+        return False
+    missing = [f["file_path"] for f, has in zip(frames, with_gt) if not has]
+    raise LabelFileError(
+        transforms_path,
+        f"{len(missing)} of {len(frames)} eval frames lack '{GT_SEMANTICS_KEY}'/'{GT_INSTANCES_KEY}' "
+        f"(first: {missing[0]}); give ground truth for all eval frames or for none",
+    )
+
+
+def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:
+    """Score rendered views and the machine labels of the same frames against the dataset's ground truth."""
+    datamanager = pipeline.datamanager
+    data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
+    frames, transforms_path = frames_for_images(data, views.image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
     data_dir = transforms_path.parent
     table: ClassTable = pipeline.model.class_table  # type: ignore[attr-defined]
-    model = pipeline.model
-    model.eval()
-    sems, insts, psnrs, ssims, renders = [], [], [], [], []
-    with Progress(transient=True) as progress:
-        task = progress.add_task("Rendering test views", total=len(dataset))
-        for i in range(len(dataset)):
-            camera = dataset.cameras[i : i + 1].to(model.device)
-            out = model.get_outputs_for_camera(camera)
-            image = dataset.get_image_float32(i)[..., :3].to(out["rgb"].device)
-            a, b = out["rgb"].permute(2, 0, 1)[None], image.permute(2, 0, 1)[None]
-            psnrs.append(float(peak_signal_noise_ratio(a, b, data_range=1.0)))
-            ssims.append(float(structural_similarity_index_measure(a, b, data_range=1.0)))
-            sems.append(out["semantic_id"][..., 0].long().cpu())
-            insts.append(out["instance_id"][..., 0].long().cpu())
-            if len(renders) < keep_renders:
-                renders.append({k: out[k].cpu().numpy() for k in ("rgb", "semantics", "instances", "panoptic")} | {"image": image.cpu().numpy(), "index": i})
-            progress.advance(task)
-    hw = sems[0].shape
-    ours = ViewSet(torch.stack(sems), torch.stack(insts))
-    gt = load_maps(data_dir, frames, "gt_semantics_path", "gt_instances_path", hw)
+    hw = tuple(views.ids.semantics.shape[1:])
+    gt = load_maps(data_dir, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw)
     machine = load_maps(data_dir, frames, "semantics_path", "instances_path", hw)
-    our_scores = segmentation_scores(ours, gt, table, scene_level=True)
-    our_scores.update({"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))})
+    ours = segmentation_scores(views.ids, gt, table, scene_level=True)
+    ours.update({k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")})
     machine_scores = segmentation_scores(machine, gt, table, scene_level=False)
     machine_scores.update({"psnr": None, "ssim": None})
-    return EvaluationResult(our_scores, machine_scores, len(dataset), renders)  # type: ignore[arg-type]
+    return EvaluationResult(ours, machine_scores, len(views.image_filenames), views.renders)
+
+
+def evaluate_pipeline(pipeline: Pipeline, keep_renders: int = 4) -> EvaluationResult:
+    """Render the pipeline's eval (test) views and score them and the machine labels against ground truth."""
+    views = render_eval_views(pipeline, keep_renders=keep_renders)
+    return score_views(pipeline, views)

@@ -60,7 +60,7 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
 
     checkpoints = sorted((config.get_base_dir() / "nerfstudio_models").glob("*.ckpt"))
     assert checkpoints, "no checkpoint written"
-    _, loaded, _, step = eval_setup(config.get_base_dir() / "config.yml", test_mode="inference")
+    _, loaded, _, step = eval_setup(config.get_base_dir() / "config.yml", test_mode="test")
     assert step == STEPS - 1
     assert loaded.model.field.grid_resolution == 32
     trained_state = pipeline.model.state_dict()
@@ -78,10 +78,18 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     # the evaluation renders every test view and scores ours and the 2D labels against ground truth
     from plift_nerfstudio.evaluation import evaluate_pipeline
 
-    result = evaluate_pipeline(loaded, tiny_scene_dir, keep_renders=1)
-    assert result.num_views == 3
+    result = evaluate_pipeline(loaded, keep_renders=1)
+    assert result.num_views == 3 and len(result.renders) == 1
     for key in ("scene_pq", "pq", "miou", "psnr", "ssim"):
         assert result.ours[key] is not None and result.ours[key] >= 0, key
     assert 0 <= result.ours["miou"] <= 100 and result.ours["psnr"] > 10
     assert result.machine_labels["scene_pq"] is None  # per-frame ids: PQscene is not defined
     assert result.machine_labels["miou"] > 0
+
+    # ns-eval: nerfstudio's per-image averages plus the scene-level metrics computed over all test views at once
+    ns_eval = loaded.get_average_eval_image_metrics(output_path=tmp_path / "ns-eval-images", get_std=True)
+    assert abs(ns_eval["psnr"] - result.ours["psnr"]) < 1e-4 and "psnr_std" in ns_eval
+    for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "miou"):
+        assert abs(ns_eval[key] - result.ours[key]) < 1e-6, key
+    assert abs(ns_eval["labels_miou"] - result.machine_labels["miou"]) < 1e-6
+    assert len(list((tmp_path / "ns-eval-images").glob("eval_panoptic_*.png"))) == 3

@@ -55,6 +55,8 @@ class SynthOptions:
             raise ValueError(f"--width and --height must lie in 16..4096, got {self.width}x{self.height}")
         if self.test_every < 2:
             raise ValueError(f"--test-every must be at least 2 (every k-th frame is held out), got {self.test_every}")
+        if self.contact_sheet_frames < 1:
+            raise ValueError(f"--contact-sheet-frames must be at least 1, got {self.contact_sheet_frames}")
         if self.noise not in NOISE_PRESETS:
             raise ValueError(f"unknown --noise {self.noise!r}; choose one of {sorted(NOISE_PRESETS)}")
 

@@ -1,0 +1,99 @@
+"""Train and evaluate a preset in-process (benchmarks, tests): nerfstudio's own Trainer, no subprocess.
+
+:func:`rescale_schedule` shortens or lengthens a preset consistently: the step count, the learning-rate decay, the
+grid upsampling steps and the loss start steps all move together (``--max-num-iterations`` alone moves only the
+first).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from nerfstudio.engine.trainer import TrainerConfig
+
+from plift_nerfstudio.evaluation import EvaluationResult, evaluate_pipeline
+from plift_nerfstudio.schedulers import FloatExponentialDecaySchedulerConfig
+
+
+def rescale_schedule(config: TrainerConfig, steps: int) -> TrainerConfig:
+    """A copy of ``config`` whose whole schedule is stretched to ``steps`` training steps."""
+    config = copy.deepcopy(config)
+    factor = steps / config.max_num_iterations
+    config.max_num_iterations = steps
+    model = config.pipeline.model
+    model.upsampling_iters = tuple(max(1, round(s * factor)) for s in model.upsampling_iters)  # type: ignore[attr-defined]
+    for name in ("semantic_loss_start_step", "instance_loss_start_step", "consistency_loss_start_step"):
+        setattr(model, name, round(getattr(model, name) * factor))
+    for group in config.optimizers.values():
+        scheduler = group.get("scheduler")
+        if isinstance(scheduler, FloatExponentialDecaySchedulerConfig):
+            group["scheduler"] = dataclasses.replace(scheduler, max_steps=steps)
+    config.steps_per_save = steps
+    config.steps_per_eval_batch = steps + 1
+    config.steps_per_eval_image = steps + 1
+    config.steps_per_eval_all_images = steps + 1
+    return config
+
+
+def run_config(
+    preset: TrainerConfig,
+    data: Path,
+    output_dir: Path,
+    experiment_name: str,
+    steps: Optional[int] = None,
+    model_overrides: Optional[Dict[str, Any]] = None,
+    rays_per_batch: Optional[tuple] = None,
+    seed: int = 42,
+) -> TrainerConfig:
+    """The preset pointed at ``data``, with its schedule rescaled and some model options changed."""
+    config = rescale_schedule(preset, steps) if steps else copy.deepcopy(preset)
+    config.pipeline.datamanager.data = data
+    config.pipeline.datamanager.dataparser.data = data  # type: ignore[attr-defined]
+    if rays_per_batch is not None:
+        config.pipeline.datamanager.train_num_rays_per_batch = rays_per_batch[0]  # type: ignore[attr-defined]
+        config.pipeline.datamanager.single_image_num_rays = rays_per_batch[1]  # type: ignore[attr-defined]
+    for key, value in (model_overrides or {}).items():
+        if not hasattr(config.pipeline.model, key):
+            raise ValueError(f"the model has no option {key!r}")
+        setattr(config.pipeline.model, key, value)
+    config.output_dir = output_dir
+    config.experiment_name = experiment_name
+    config.vis = "tensorboard"
+    config.machine.seed = seed
+    config.set_timestamp()
+    return config
+
+
+@dataclass
+class RunResult:
+    config_path: Path
+    train_seconds: float
+    evaluation: EvaluationResult
+
+
+def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0) -> RunResult:
+    """Train with nerfstudio's Trainer, reload the last checkpoint in test mode and score the test views."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    import random
+
+    import numpy as np
+    import torch
+
+    seed = config.machine.seed
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)  # as ns-train does
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    config_path = config.get_base_dir() / "config.yml"
+    del trainer
+    _, pipeline, _, _ = eval_setup(config_path, test_mode="test")
+    return RunResult(config_path, seconds, evaluate_pipeline(pipeline, keep_renders=keep_renders))

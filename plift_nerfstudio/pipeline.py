@@ -1,0 +1,60 @@
+"""Pipeline whose eval averaging also reports the scene-level panoptic metrics (so ``ns-eval`` prints them).
+
+nerfstudio averages per-image metrics over the eval views; PQscene cannot be averaged per image (its segments
+span all views), so :meth:`PanopticPipeline.get_average_eval_image_metrics` renders each view once, averages the
+per-image metrics as nerfstudio does, and adds the scene-level and per-frame segmentation metrics computed on all
+views together, for our renders and for the machine 2D labels (keys prefixed ``labels_``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Type
+
+import torch
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+
+@dataclass
+class PanopticPipelineConfig(VanillaPipelineConfig):
+    """Vanilla pipeline plus scene-level panoptic metrics in its eval averaging."""
+
+    _target: Type = field(default_factory=lambda: PanopticPipeline)
+
+
+def average_per_image(per_image: list, get_std: bool) -> Dict[str, float]:
+    """nerfstudio's convention: mean (and ``<key>_std``) of each per-image metric."""
+    out: Dict[str, float] = {}
+    for key in per_image[0]:
+        values = torch.tensor([m[key] for m in per_image], dtype=torch.float64)
+        out[key] = float(values.mean())
+        if get_std:
+            out[f"{key}_std"] = float(values.std()) if len(values) > 1 else 0.0
+    return out
+
+
+class PanopticPipeline(VanillaPipeline):
+    config: PanopticPipelineConfig
+
+    def get_average_eval_image_metrics(
+        self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
+    ) -> Dict[str, float]:
+        # imported here: every ns-* command imports the method config, and with it this module
+        from plift_nerfstudio.evaluation import dataset_has_ground_truth, render_eval_views, score_views
+
+        views = render_eval_views(self, output_path=output_path)
+        metrics = average_per_image(views.per_image_metrics, get_std)
+        if not dataset_has_ground_truth(self, views.image_filenames):
+            CONSOLE.print(
+                "[yellow]The eval frames have no ground-truth panoptic maps: only image metrics are reported "
+                "(scene-level PQ and mIoU need 'gt_semantics_path'/'gt_instances_path' per frame)."
+            )
+            return metrics
+        result = score_views(self, views)
+        for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "sq", "rq", "miou"):
+            metrics[key] = float(result.ours[key])  # type: ignore[arg-type]
+        for key in ("pq", "sq", "rq", "miou"):  # the 2D labels' PQscene is undefined (per-frame ids)
+            metrics[f"labels_{key}"] = float(result.machine_labels[key])  # type: ignore[arg-type]
+        return metrics

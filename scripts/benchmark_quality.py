@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""Quality benchmark: train the CPU preset on demo scenes and print the paper's Table 1 and Table 2 for them.
+
+Table 1: the machine 2D labels against ours (test views, scored against ground truth) per scene (seed, noise).
+Table 2: the robustness components switched off one at a time (segment consistency, TTA confidences and soft
+class distributions, bounded fields, segmentation gradient blocking) on the ablation scenes.
+
+  python scripts/benchmark_quality.py                 # full: 2 seeds x 2 noise presets, 4 ablations (hours on CPU)
+  python scripts/benchmark_quality.py --quick         # CI: one tiny scene, short runs (a few minutes)
+
+Results go to --output-dir as results.json and results.md; scenes are generated there once and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from plift_nerfstudio.experiment import run_config, train_and_evaluate
+from plift_nerfstudio.method_config import panoptic_lifting_lite
+from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+
+# Table 2 (paper): each robustness component off in turn; the overrides are PanopticLiftingModelConfig options
+ABLATIONS: Dict[str, Dict[str, bool]] = {
+    "full method": {},
+    "w/o segment consistency": {"use_segment_consistency": False},
+    "w/o TTA confidences": {"use_confidence": False},
+    "w/o bounded fields": {"bounded_fields": False},
+    "w/o gradient blocking": {"block_segmentation_gradients": False},
+}
+METRICS = (("scene_pq", "PQscene"), ("pq", "PQ"), ("miou", "mIoU"), ("psnr", "PSNR"))
+
+
+@dataclass
+class BenchmarkOptions:
+    """Options of the quality benchmark."""
+
+    output_dir: Path = Path("benchmarks/quality")
+    """Where scenes, runs, results.json and results.md go."""
+    quick: bool = False
+    """CI mode: one tiny scene (32 frames of 64x48), 400 steps of 512 + 256 rays per run."""
+    seeds: Tuple[int, ...] = (0, 1)
+    """Scene seeds of Table 1."""
+    noise: Tuple[str, ...] = ("moderate", "hard")
+    """Label noise presets of Table 1."""
+    ablation_scenes: Tuple[str, ...] = ("moderate-0",)
+    """Scenes ('<noise>-<seed>') of Table 2."""
+    steps: Optional[int] = None
+    """Training steps per run (default: the preset's 3000; the whole schedule is rescaled)."""
+    num_frames: int = 100
+    """Frames per scene."""
+    width: int = 160
+    """Image width."""
+    height: int = 120
+    """Image height."""
+
+    def resolved(self) -> "BenchmarkOptions":
+        if not self.quick:
+            return self
+        return BenchmarkOptions(
+            output_dir=self.output_dir, quick=True, seeds=(0,), noise=("moderate",), ablation_scenes=("moderate-0",),
+            steps=self.steps or 400, num_frames=32, width=64, height=48,
+        )
+
+
+@dataclass
+class Row:
+    scene: str
+    variant: str
+    ours: Dict[str, Optional[float]]
+    labels: Dict[str, Optional[float]]
+    train_seconds: float
+    config: str
+
+
+@dataclass
+class Results:
+    options: dict
+    table1: List[Row] = field(default_factory=list)
+    table2: List[Row] = field(default_factory=list)
+
+
+def scene_dir(opts: BenchmarkOptions, name: str) -> Path:
+    """Generate the scene '<noise>-<seed>' once (deterministic per seed), reuse it afterwards."""
+    noise, seed = name.rsplit("-", 1)
+    root = opts.output_dir / "scenes" / f"{name}-{opts.num_frames}x{opts.width}x{opts.height}"
+    if not (root / "transforms.json").is_file():
+        write_dataset(SynthOptions(output=root, seed=int(seed), num_frames=opts.num_frames, width=opts.width,
+                                   height=opts.height, noise=noise))  # type: ignore[arg-type]
+    return root
+
+
+def run_one(opts: BenchmarkOptions, scene: str, variant: str, console: Console) -> Row:
+    data = scene_dir(opts, scene)
+    rays = (512, 256) if opts.quick else None
+    config = run_config(panoptic_lifting_lite.config, data, opts.output_dir / "runs", f"{scene}-{variant.replace('w/o ', 'without-').replace(' ', '-')}",
+                        steps=opts.steps, model_overrides=ABLATIONS[variant], rays_per_batch=rays)
+    config.logging.local_writer.enable = False  # one status line per run instead of nerfstudio's step table
+    console.print(f"[bold]training[/] {scene} / {variant} ({config.max_num_iterations} steps)")
+    result = train_and_evaluate(config)
+    ours, labels = result.evaluation.ours, result.evaluation.machine_labels
+    for key, _ in METRICS:
+        value = ours[key]
+        if value is None or not np.isfinite(value):
+            raise RuntimeError(f"{scene} / {variant}: metric {key} is {value}")
+    console.print(f"  done in {result.train_seconds:.0f} s: " + ", ".join(f"{n} {ours[k]:.1f}" for k, n in METRICS))
+    return Row(scene, variant, ours, labels, result.train_seconds, str(result.config_path))
+
+
+def fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def table1_markdown(rows: List[Row]) -> List[str]:
+    lines = ["| scene | labels PQ | labels mIoU | ours PQscene | ours PQ | ours mIoU | ours PSNR | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.scene} | {fmt(r.labels['pq'])} | {fmt(r.labels['miou'])} | {fmt(r.ours['scene_pq'])} | "
+                     f"{fmt(r.ours['pq'])} | {fmt(r.ours['miou'])} | {fmt(r.ours['psnr'])} | {r.train_seconds:.0f} |")
+    if len(rows) > 1:
+        mean = lambda xs: float(np.mean(xs))  # noqa: E731
+        lines.append(f"| mean | {fmt(mean([r.labels['pq'] for r in rows]))} | {fmt(mean([r.labels['miou'] for r in rows]))} | "
+                     f"{fmt(mean([r.ours['scene_pq'] for r in rows]))} | {fmt(mean([r.ours['pq'] for r in rows]))} | "
+                     f"{fmt(mean([r.ours['miou'] for r in rows]))} | {fmt(mean([r.ours['psnr'] for r in rows]))} | |")
+    return lines
+
+
+def table2_markdown(rows: List[Row]) -> List[str]:
+    lines = ["| variant | scenes | PQscene | PQ | mIoU | PSNR | ΔPQscene | ΔmIoU |", "|---|---|---|---|---|---|---|---|"]
+    by_variant: Dict[str, List[Row]] = {}
+    for r in rows:
+        by_variant.setdefault(r.variant, []).append(r)
+    full = by_variant.get("full method")
+    ref = {k: float(np.mean([r.ours[k] for r in full])) for k, _ in METRICS} if full else None
+    for variant, rs in by_variant.items():
+        m = {k: float(np.mean([r.ours[k] for r in rs])) for k, _ in METRICS}
+        delta = (lambda k: f"{m[k] - ref[k]:+.1f}") if ref else (lambda k: "n/a")  # noqa: E731
+        lines.append(f"| {variant} | {len(rs)} | {m['scene_pq']:.1f} | {m['pq']:.1f} | {m['miou']:.1f} | "
+                     f"{m['psnr']:.1f} | {delta('scene_pq')} | {delta('miou')} |")
+    return lines
+
+
+def print_markdown_table(console: Console, title: str, lines: List[str]) -> None:
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    table = Table(title=title)
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for line in lines[2:]:
+        table.add_row(*[c.strip() for c in line.strip("|").split("|")])
+    console.print(table)
+
+
+def main(opts: BenchmarkOptions) -> Results:
+    opts = opts.resolved()
+    console = Console()
+    opts.output_dir.mkdir(parents=True, exist_ok=True)
+    results = Results(options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()})
+    start = time.perf_counter()
+    table1_scenes = [f"{noise}-{seed}" for noise in opts.noise for seed in opts.seeds]
+    done: Dict[Tuple[str, str], Row] = {}
+    for scene in table1_scenes:
+        done[(scene, "full method")] = row = run_one(opts, scene, "full method", console)
+        results.table1.append(row)
+    for scene in opts.ablation_scenes:
+        for variant in ABLATIONS:
+            if (scene, variant) not in done:
+                done[(scene, variant)] = run_one(opts, scene, variant, console)
+            results.table2.append(done[(scene, variant)])
+    t1, t2 = table1_markdown(results.table1), table2_markdown(results.table2)
+    steps = opts.steps or panoptic_lifting_lite.config.max_num_iterations
+    head = (f"panoptic-lifting-lite, {steps} steps, scenes of {opts.num_frames} frames at {opts.width}x{opts.height}; "
+            "test views against ground truth (PQ/mIoU in %, PSNR in dB)")
+    md = ["# Quality benchmark", "", head, "", "## Table 1: 2D machine labels vs ours", "", *t1, "",
+          "## Table 2: robustness components (each switched off)", "", *t2, ""]
+    (opts.output_dir / "results.md").write_text("\n".join(md))
+    (opts.output_dir / "results.json").write_text(json.dumps(asdict(results), indent=2))
+    print_markdown_table(console, "Table 1: 2D machine labels vs ours", t1)
+    print_markdown_table(console, "Table 2: robustness components", t2)
+    console.print(f"{head}\nTotal {time.perf_counter() - start:.0f} s; wrote {opts.output_dir / 'results.md'} and results.json")
+    return results
+
+
+if __name__ == "__main__":
+    main(tyro.cli(BenchmarkOptions, description=(__doc__ or "").split("\n\n")[0]))
+    sys.exit(0)
