@@ -121,14 +121,11 @@ def render_eval_views(pipeline: Pipeline, keep_renders: int = 0, output_path: Op
     return RenderedViews(ViewSet(torch.stack(sems), torch.stack(insts)), names, metrics_list, renders)
 
 
-def dataset_has_ground_truth(pipeline: Pipeline, image_filenames: List[Path]) -> bool:
-    """True when every eval frame names ground-truth maps; False when none does (a real capture).
+def frames_have_ground_truth(frames: List[dict], transforms_path: Path) -> bool:
+    """True when every frame entry names ground-truth maps; False when none does (a real capture).
 
-    A dataset where only some eval frames have ground truth is refused: scores over a subset would mislead.
+    Frames where only some entries have ground truth are refused: scores over a subset would mislead.
     """
-    datamanager = pipeline.datamanager
-    data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
-    frames, transforms_path = frames_for_images(data, image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
     with_gt = [GT_SEMANTICS_KEY in f and GT_INSTANCES_KEY in f for f in frames]
     if all(with_gt):
         return True
@@ -140,6 +137,14 @@ def dataset_has_ground_truth(pipeline: Pipeline, image_filenames: List[Path]) ->
         f"{len(missing)} of {len(frames)} eval frames lack '{GT_SEMANTICS_KEY}'/'{GT_INSTANCES_KEY}' "
         f"(first: {missing[0]}); give ground truth for all eval frames or for none",
     )
+
+
+def dataset_has_ground_truth(pipeline: Pipeline, image_filenames: List[Path]) -> bool:
+    """Whether the pipeline's dataset has ground truth for these (eval) images; see frames_have_ground_truth."""
+    datamanager = pipeline.datamanager
+    data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
+    frames, transforms_path = frames_for_images(data, image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
+    return frames_have_ground_truth(frames, transforms_path)
 
 
 def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:

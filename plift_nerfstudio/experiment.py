@@ -27,7 +27,7 @@ def rescale_schedule(config: TrainerConfig, steps: int) -> TrainerConfig:
     config.max_num_iterations = steps
     model = config.pipeline.model
     model.upsampling_iters = tuple(max(1, round(s * factor)) for s in model.upsampling_iters)  # type: ignore[attr-defined]
-    for name in ("semantic_loss_start_step", "instance_loss_start_step", "consistency_loss_start_step"):
+    for name in ("semantic_loss_start_step", "instance_loss_start_step", "consistency_loss_start_step", "occupancy_warmup_steps"):
         setattr(model, name, round(getattr(model, name) * factor))
     for group in config.optimizers.values():
         scheduler = group.get("scheduler")

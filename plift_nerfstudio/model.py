@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Tuple, Type
+import time
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Literal, Optional, Tuple, Type
 
 import numpy as np
 import torch
@@ -22,10 +24,12 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
+from plift_nerfstudio.fields.occupancy import OccupancyGrid
 from plift_nerfstudio.fields.panoptic_field import PanopticTensoRFField, resolve_implementation
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.losses import (
     assign_surrogate_ids,
+    distortion_loss,
     instance_loss,
     segment_consistency_loss,
     segment_ids_of,
@@ -69,6 +73,23 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Multiplier of the density (TensoRF's distance scale)."""
     num_samples: int = 256
     """Uniform samples per ray (density is evaluated at each)."""
+    occupancy_grid_resolution: int = 64
+    """Cells per side of the occupancy grid that skips empty space (0 = off: the field is queried at every
+    sample)."""
+    occupancy_update_every: int = 16
+    """Training steps between occupancy grid refreshes."""
+    occupancy_warmup_steps: int = 256
+    """Step of the first refresh; until then every sample is queried."""
+    occupancy_alpha_threshold: float = 1e-3
+    """A cell is occupied while its (decaying) maximum density gives a sample at least this opacity."""
+    termination_transmittance: float = 1e-4
+    """Early ray termination: samples behind the point where a ray's transmittance falls below this are not
+    queried (their weights would be smaller still; 0 = off)."""
+    marching_chunks: int = 4
+    """Pieces a ray's samples are queried in, front to back, to find where it terminates."""
+    distortion_loss_mult: float = 0.0
+    """Weight of the distortion loss (mip-NeRF 360) that gathers each ray's weight into one tight interval;
+    it removes fog, which lets occupancy and early termination skip more samples."""
     weight_threshold: float = 1e-4
     """Colour, semantic and instance heads run only on samples with a larger rendering weight (and on each
     ray's heaviest sample, so that an empty scene at the start still gets gradient)."""
@@ -197,6 +218,7 @@ class PanopticLiftingModel(Model):
             position_frequencies=cfg.position_frequencies,
             implementation=resolve_implementation(cfg.implementation),
         )
+        self.occupancy = OccupancyGrid(cfg.occupancy_grid_resolution) if cfg.occupancy_grid_resolution > 0 else None
         self.sampler = UniformSampler(num_samples=cfg.num_samples, single_jitter=True)
         self.collider = AABBBoxCollider(scene_box=self.scene_box, near_plane=cfg.collider_params["near_plane"])
         self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
@@ -211,6 +233,7 @@ class PanopticLiftingModel(Model):
         self.psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.ssim = structural_similarity_index_measure
         self.step = 0
+        self.loss_timings: Optional[Dict[str, float]] = None  # a benchmark sets {} to time each loss
         self.unassigned_instances_total = 0
         self._last_overflow_warning_step = -(10**9)
 
@@ -244,6 +267,12 @@ class PanopticLiftingModel(Model):
         callbacks = [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], set_step, update_every_num_iters=1)
         ]
+        if self.occupancy is not None:
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.update_occupancy, update_every_num_iters=1
+                )
+            )
         if self.config.upsampling_iters:
             callbacks.append(
                 TrainingCallback(
@@ -253,6 +282,18 @@ class PanopticLiftingModel(Model):
                 )
             )
         return callbacks
+
+    def update_occupancy(self, step: int) -> None:
+        """Refresh the occupancy grid every ``occupancy_update_every`` steps once warmed up."""
+        cfg = self.config
+        if self.occupancy is None or step < cfg.occupancy_warmup_steps:
+            return
+        if (step - cfg.occupancy_warmup_steps) % cfg.occupancy_update_every:
+            return
+        # the longest step a sample can span: the box diagonal split into num_samples (conservative)
+        extent = self.scene_box.aabb[1] - self.scene_box.aabb[0]
+        step_size = float(extent.norm()) / cfg.num_samples
+        self.occupancy.update(self.field.density, step_size, cfg.occupancy_alpha_threshold)
 
     def update_to_step(self, step: int) -> None:
         """Grow the grids to the size they had at ``step`` (called before a checkpoint is loaded)."""
@@ -267,7 +308,7 @@ class PanopticLiftingModel(Model):
         ray_samples = self.sampler(ray_bundle)
         num_rays, num_samples = ray_samples.shape[:2]
         positions = self.field.normalise_positions(ray_samples.frustums.get_positions())
-        density = self.field.density(positions.view(-1, 3)).view(num_rays, num_samples, 1)
+        density = self._density_along_rays(positions, ray_samples.deltas)
         weights = ray_samples.get_weights(density)  # [R, S, 1]
 
         keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, cfg.max_kept_samples_per_ray)
@@ -293,11 +334,47 @@ class PanopticLiftingModel(Model):
             "semantic_probs": semantic_probs,
             "instance_probs": instance_probs,
         }
+        if self.training and cfg.distortion_loss_mult > 0:
+            spacing = ray_samples.spacing_starts, ray_samples.spacing_ends  # normalised distance along the ray
+            outputs["distortion"] = distortion_loss(weights[..., 0], spacing[0][..., 0], spacing[1][..., 0])  # type: ignore[index]
         if not self.training:
             outputs.update(self._panoptic_views(rgb, semantic_probs, instance_probs))
             # the viewer and ns-render need one value per ray and output; per-class vectors stay in training
             del outputs["semantic_probs"], outputs["instance_probs"]
         return outputs
+
+    def _density_along_rays(self, positions: Float[Tensor, "R S 3"], deltas: Float[Tensor, "R S 1"]) -> Float[Tensor, "R S 1"]:
+        """Field density at the samples; zero (not queried) in unoccupied cells and behind terminated rays.
+
+        Samples are queried front to back in ``marching_chunks`` pieces; after each piece, rays whose
+        transmittance fell below ``termination_transmittance`` stop.
+        """
+        cfg = self.config
+        num_rays, num_samples = positions.shape[:2]
+        grid_ready = self.occupancy is not None and not bool(self.occupancy.occupied.all())
+        if not grid_ready and cfg.termination_transmittance <= 0:
+            return self.field.density(positions.view(-1, 3)).view(num_rays, num_samples, 1)
+        if grid_ready:
+            queried = self.occupancy.lookup(positions.view(-1, 3)).view(num_rays, num_samples)  # type: ignore[union-attr]
+        else:
+            queried = torch.ones(num_rays, num_samples, dtype=torch.bool, device=positions.device)
+        chunks = cfg.marching_chunks if cfg.termination_transmittance > 0 else 1
+        bounds = np.linspace(0, num_samples, chunks + 1).round().astype(int)
+        alive = torch.ones(num_rays, dtype=torch.bool, device=positions.device)
+        optical_depth = torch.zeros(num_rays, device=positions.device)
+        flat_index, values = [], []
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            ray_index, sample_index = (queried[:, start:end] & alive[:, None]).nonzero(as_tuple=True)
+            sample_index = sample_index + int(start)
+            sigma = self.field.density(positions[ray_index, sample_index])
+            flat_index.append(ray_index * num_samples + sample_index)
+            values.append(sigma)
+            with torch.no_grad():
+                optical_depth.index_add_(0, ray_index, sigma[:, 0].detach() * deltas[ray_index, sample_index, 0])
+                alive = torch.exp(-optical_depth) > cfg.termination_transmittance
+        density = positions.new_zeros(num_rays * num_samples, 1)
+        density = density.index_put((torch.cat(flat_index),), torch.cat(values))
+        return density.view(num_rays, num_samples, 1)
 
     def _render_segmentation(
         self, scores: Float[Tensor, "M K"], weights: Float[Tensor, "M"], ray_index: Int[Tensor, "M"], num_rays: int
@@ -329,13 +406,16 @@ class PanopticLiftingModel(Model):
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         cfg = self.config
         device = outputs["rgb"].device
-        pred_rgb, gt_rgb = self.renderer_rgb.blend_background_for_loss_computation(
-            pred_image=outputs["rgb"], pred_accumulation=outputs["accumulation"], gt_image=batch["image"].to(device)
-        )
-        losses: Dict[str, Tensor] = {"rgb_loss": cfg.rgb_loss_mult * F.mse_loss(pred_rgb, gt_rgb)}
+        with self._timed("rgb_loss"):
+            pred_rgb, gt_rgb = self.renderer_rgb.blend_background_for_loss_computation(
+                pred_image=outputs["rgb"], pred_accumulation=outputs["accumulation"], gt_image=batch["image"].to(device)
+            )
+            losses: Dict[str, Tensor] = {"rgb_loss": cfg.rgb_loss_mult * F.mse_loss(pred_rgb, gt_rgb)}
         if self.training:
             if cfg.tv_density_mult > 0:
                 losses["tv_density"] = cfg.tv_density_mult * tv_loss(self.field.density_encoding.plane_coef)
+            if cfg.distortion_loss_mult > 0 and "distortion" in outputs:
+                losses["distortion_loss"] = cfg.distortion_loss_mult * outputs["distortion"]
             if cfg.tv_color_mult > 0:
                 losses["tv_color"] = cfg.tv_color_mult * tv_loss(self.field.color_encoding.plane_coef)
         if "semantics" not in batch:  # evaluation batches carry no machine labels
@@ -355,23 +435,37 @@ class PanopticLiftingModel(Model):
         scene_rays = ~image_rays
 
         if self.step >= cfg.semantic_loss_start_step and bool(scene_rays.any()):
-            losses["semantic_loss"] = cfg.semantic_loss_mult * semantic_loss(
-                outputs["semantic_probs"][scene_rays], targets[scene_rays], confidence[scene_rays]
-            )
+            with self._timed("semantic_loss"):
+                losses["semantic_loss"] = cfg.semantic_loss_mult * semantic_loss(
+                    outputs["semantic_probs"][scene_rays], targets[scene_rays], confidence[scene_rays]
+                )
         if self.step >= cfg.instance_loss_start_step:
             thing_rays = image_rays & is_thing & (instances > 0)
             probs = outputs["instance_probs"][thing_rays]
-            assignment = assign_surrogate_ids(probs, instances[thing_rays])
-            losses["instance_loss"] = cfg.instance_loss_mult * instance_loss(
-                probs, assignment.target, confidence[thing_rays]
-            )
+            with self._timed("linear_assignment"):
+                assignment = assign_surrogate_ids(probs, instances[thing_rays])
+            with self._timed("instance_loss"):
+                losses["instance_loss"] = cfg.instance_loss_mult * instance_loss(
+                    probs, assignment.target, confidence[thing_rays]
+                )
             self._count_unassigned(assignment.num_instances, assignment.num_unassigned, metrics_dict)
         if cfg.use_segment_consistency and self.step >= cfg.consistency_loss_start_step:
-            segments = segment_ids_of(semantics[image_rays], instances[image_rays], is_thing[image_rays])
-            losses["consistency_loss"] = cfg.consistency_loss_mult * segment_consistency_loss(
-                outputs["semantic_probs"][image_rays], segments, confidence[image_rays]
-            )
+            with self._timed("consistency_loss"):
+                segments = segment_ids_of(semantics[image_rays], instances[image_rays], is_thing[image_rays])
+                losses["consistency_loss"] = cfg.consistency_loss_mult * segment_consistency_loss(
+                    outputs["semantic_probs"][image_rays], segments, confidence[image_rays]
+                )
         return losses
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        """Adds the seconds spent in the block to ``loss_timings[name]`` when a benchmark set it to a dict."""
+        if self.loss_timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        yield
+        self.loss_timings[name] = self.loss_timings.get(name, 0.0) + time.perf_counter() - start
 
     def _count_unassigned(self, num_instances: int, num_unassigned: int, metrics_dict) -> None:
         if metrics_dict is not None:

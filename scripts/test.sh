@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the test suite on the CPU.
+# Set up (scripts/setup.sh), run the test suite on the CPU, then the benchmarks in quick mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 VENV="${PLIFT_VENV:-.venv}"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests
+# benchmarks in quick mode: they must keep running; their tables go to the log (full runs: see README)
+BENCH_OUT="$(mktemp -d)"
+"$VENV/bin/python" scripts/benchmark_quality.py --quick --output-dir "$BENCH_OUT/quality"
+"$VENV/bin/python" scripts/benchmark_speed.py --quick --output-dir "$BENCH_OUT/speed"
+"$VENV/bin/python" scripts/time_to_quality.py --quick --output-dir "$BENCH_OUT/time_to_quality"
+rm -rf "$BENCH_OUT"

@@ -126,3 +126,21 @@ def test_segment_consistency_pushes_each_segment_to_its_weighted_majority() -> N
     # if the segment agrees, the loss vanishes; void rays are ignored
     agree = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.3, 0.7]])
     assert segment_consistency_loss(agree, torch.tensor([1, 1, -1]), torch.ones(3)).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_distortion_loss_matches_the_quadratic_definition_and_prefers_one_tight_interval() -> None:
+    from nerfstudio.model_components.losses import lossfun_distortion
+
+    from plift_nerfstudio.losses import distortion_loss
+
+    torch.manual_seed(0)
+    edges = torch.sort(torch.rand(5, 13), dim=-1).values
+    weights = torch.rand(5, 12) / 12
+    ours = distortion_loss(weights, edges[:, :-1], edges[:, 1:])
+    assert torch.allclose(ours, lossfun_distortion(edges, weights).mean(), atol=1e-6)  # the S x S reference
+    starts = torch.linspace(0, 1, 11)[:-1].expand(1, 10)
+    ends = starts + 0.1
+    one_peak = torch.zeros(1, 10)
+    one_peak[0, 4] = 0.9
+    fog = torch.full((1, 10), 0.09)  # the same opacity spread along the ray
+    assert distortion_loss(one_peak, starts, ends) < 0.2 * distortion_loss(fog, starts, ends)

@@ -12,7 +12,7 @@ from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY, PanopticLiftingMode
 
 
 def make_model(**overrides):
-    config = PanopticLiftingModelConfig(
+    options = dict(
         init_resolution=16,
         final_resolution=24,
         upsampling_iters=(10, 20),
@@ -27,8 +27,8 @@ def make_model(**overrides):
         density_shift=0.0,  # dense from the start, so that every head sees weighted samples
         weight_threshold=0.0,
         implementation="torch",
-        **overrides,
     )
+    config = PanopticLiftingModelConfig(**{**options, **overrides})
     box = SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
     return config.setup(scene_box=box, num_train_data=4, metadata={CLASS_TABLE_METADATA_KEY: scannet21_class_table()})
 
