@@ -1,0 +1,175 @@
+"""Import 2D panoptic predictions in COCO panoptic format as the label files of a nerfstudio dataset.
+
+COCO panoptic format: one JSON file with ``annotations`` (per image: ``file_name`` of a PNG and its
+``segments_info``, each ``{"id", "category_id"}`` and optionally ``"score"``) and optionally ``categories``; one RGB
+PNG per image whose pixel value ``R + 256 G + 256^2 B`` is a segment id of ``segments_info`` (0 = unlabelled).
+
+Each segment takes the target class its category maps to (segments of unused categories become void); thing
+segments get instance ids 1..K per frame. With scores, a frame also gets a class-probability file: one-hot on its
+class, confidence = the segment's score. Predictions are matched to frames by file stem (``frame_00001.png``
+labels ``images/frame_00001.jpg``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+from rich.progress import Progress
+
+from plift_nerfstudio.labels.class_mapping import ClassMapping, SourceCategory, load_class_mapping
+from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
+from plift_nerfstudio.labels.dataset_labels import load_class_table_of_dataset, read_transforms
+from plift_nerfstudio.labels.writer import frame_is_labelled, record_labels, write_frame_labels
+
+
+@dataclass
+class ImportedFrame:
+    semantics_hw: np.ndarray
+    instances_hw: np.ndarray
+    class_probs_hwc: Optional[np.ndarray]
+    confidence_hw: Optional[np.ndarray]
+
+
+@dataclass
+class ImportReport:
+    transforms: Path
+    imported: List[str] = field(default_factory=list)
+    skipped_labelled: List[str] = field(default_factory=list)
+    frames_without_prediction: List[str] = field(default_factory=list)
+    predictions_without_frame: List[str] = field(default_factory=list)
+
+
+def read_segment_ids(png: Path) -> np.ndarray:
+    """Segment id per pixel of a COCO panoptic PNG (``R + 256 G + 256^2 B``)."""
+    if not png.is_file():
+        raise LabelFileError(png, "panoptic PNG does not exist")
+    image = cv2.imread(str(png), cv2.IMREAD_COLOR)
+    if image is None:
+        raise LabelFileError(png, "not a readable image")
+    rgb = image[..., ::-1].astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
+def labels_from_segments(
+    segment_ids_hw: np.ndarray, segments_info: List[dict], mapping: ClassMapping, source: str
+) -> ImportedFrame:
+    """Class, instance and (with scores) confidence maps of one frame; ``source`` names the PNG in errors."""
+    target_of = mapping.target_of_id()
+    things = set(mapping.target.thing_ids)
+    semantics = np.zeros(segment_ids_hw.shape, np.uint16)
+    instances = np.zeros(segment_ids_hw.shape, np.uint16)
+    confidence = np.zeros(segment_ids_hw.shape, np.float32)
+    known = {0}
+    scored = any("score" in s for s in segments_info)
+    next_instance = 1
+    for seg in segments_info:
+        if not isinstance(seg, dict) or "id" not in seg or "category_id" not in seg:
+            raise LabelFileError(source, f"segments_info entry {seg!r} lacks 'id' or 'category_id'")
+        if seg["category_id"] not in target_of:
+            raise LabelFileError(source, f"segment {seg['id']} has category_id {seg['category_id']}, which is not a "
+                                         "category of the predictions")
+        known.add(int(seg["id"]))
+        cls = target_of[seg["category_id"]]
+        mask = segment_ids_hw == int(seg["id"])
+        if cls is None or not mask.any():
+            continue
+        semantics[mask] = cls
+        if cls in things:
+            instances[mask] = next_instance
+            next_instance += 1
+        score = float(seg.get("score", 1.0))
+        if not 0.0 <= score <= 1.0:
+            raise LabelFileError(source, f"segment {seg['id']} has score {score}, outside [0, 1]")
+        confidence[mask] = score
+    stray = np.setdiff1d(np.unique(segment_ids_hw), np.array(sorted(known)))
+    if stray.size:
+        raise LabelFileError(source, f"pixels carry segment ids not in segments_info: {stray[:8].tolist()}")
+    if not scored:
+        return ImportedFrame(semantics, instances, None, None)
+    probs = np.zeros((*semantics.shape, mapping.target.num_classes), np.float32)
+    labelled = semantics > 0
+    probs[labelled, semantics[labelled].astype(np.int64) - 1] = 1.0
+    confidence[~labelled] = 0.0
+    return ImportedFrame(semantics, instances, probs, confidence)
+
+
+def _source_categories(predictions: dict, path: Path) -> Optional[List[SourceCategory]]:
+    cats = predictions.get("categories")
+    if cats is None:
+        return None  # COCO panoptic's 133
+    try:
+        return [SourceCategory(int(c["id"]), str(c["name"]), bool(c.get("isthing", c.get("thing", False)))) for c in cats]
+    except (TypeError, KeyError, ValueError):
+        raise LabelFileError(path, "'categories' must be a list of objects with 'id' and 'name'") from None
+
+
+def _image_size(path: Path) -> Tuple[int, int]:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise LabelFileError(path, "image is missing or unreadable")
+    return image.shape[0], image.shape[1]
+
+
+def import_coco_panoptic(
+    data: Path,
+    predictions_json: Path,
+    png_dir: Optional[Path] = None,
+    mapping: str = "scannet21",
+    overwrite: bool = False,
+) -> ImportReport:
+    """Write label files for every frame of ``data`` that has a prediction; record them in transforms.json.
+
+    Frames already labelled are skipped unless ``overwrite``. ``png_dir`` defaults to the folder named like the
+    JSON file (COCO's ``panoptic_val2017.json`` + ``panoptic_val2017/``).
+    """
+    predictions = read_json_file(predictions_json, "COCO panoptic predictions")
+    if not isinstance(predictions, dict) or not isinstance(predictions.get("annotations"), list):
+        raise LabelFileError(predictions_json, "expected an object with a list 'annotations' (COCO panoptic format)")
+    png_dir = png_dir or predictions_json.with_suffix("")
+    class_mapping = load_class_mapping(mapping, _source_categories(predictions, predictions_json))
+    meta, transforms = read_transforms(data)
+    root = transforms.parent
+    report = ImportReport(transforms)
+    by_stem: Dict[str, dict] = {}
+    for ann in predictions["annotations"]:
+        if not isinstance(ann, dict) or "file_name" not in ann or not isinstance(ann.get("segments_info"), list):
+            raise LabelFileError(predictions_json, f"annotation {str(ann)[:80]} lacks 'file_name' or 'segments_info'")
+        by_stem[Path(ann["file_name"]).stem] = ann
+    frames = meta.get("frames", [])
+    frame_stems = {Path(f["file_path"]).stem for f in frames}
+    report.predictions_without_frame = sorted(set(by_stem) - frame_stems)
+    updates: Dict[str, Dict[str, str]] = {}
+    with Progress(transient=True) as progress:
+        task = progress.add_task("Importing panoptic predictions", total=len(frames))
+        for frame in frames:
+            file_path = frame["file_path"]
+            ann = by_stem.get(Path(file_path).stem)
+            progress.advance(task)
+            if ann is None:
+                report.frames_without_prediction.append(file_path)
+                continue
+            if frame_is_labelled(root, frame) and not overwrite:
+                report.skipped_labelled.append(file_path)
+                continue
+            png = png_dir / ann["file_name"]
+            segment_ids = read_segment_ids(png)
+            image_hw = _image_size(root / file_path)
+            if segment_ids.shape != image_hw:
+                raise LabelFileError(png, f"size {segment_ids.shape[1]}x{segment_ids.shape[0]} differs from its image "
+                                          f"{file_path} ({image_hw[1]}x{image_hw[0]})")
+            labels = labels_from_segments(segment_ids, ann["segments_info"], class_mapping, str(png))
+            updates[file_path] = write_frame_labels(root, file_path, labels.semantics_hw, labels.instances_hw,
+                                                    labels.class_probs_hwc, labels.confidence_hw)
+            report.imported.append(file_path)
+    if report.skipped_labelled:
+        existing = load_class_table_of_dataset(data)
+        if existing != class_mapping.target:
+            raise LabelFileError(transforms, f"{len(report.skipped_labelled)} frames are already labelled with another "
+                                             "class table than this mapping's; relabel all of them (--overwrite)")
+    if updates or not report.skipped_labelled:
+        record_labels(data, updates, class_mapping.target)
+    return report
