@@ -10,7 +10,7 @@ from rich.console import Console
 
 T = TypeVar("T")
 
-USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, ImportError)
 
 
 def run_cli(main: Callable[[T], object], options: Type[T], description: str, prog: str) -> None:
