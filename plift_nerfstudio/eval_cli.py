@@ -54,10 +54,14 @@ def markdown_table(ours: Dict[str, float], machine: Dict[str, Optional[float]]) 
     return "\n".join(lines)
 
 
+GRID_COLUMNS = ("test image", "ground truth", "2D machine labels", "ours (panoptic)", "ours (colour)")
+
+
 def grid_png(renders, path: Path) -> None:
+    """One row per kept test view: the columns of GRID_COLUMNS (label maps drawn over the image)."""
     rows = []
     for r in renders:
-        tiles = [r["image"], r["rgb"], r["semantics"], r["instances"], r["panoptic"]]
+        tiles = [r["image"], r["gt_panoptic"], r["machine_panoptic"], r["panoptic"], r["rgb"]]
         rows.append(np.concatenate([np.clip(t, 0, 1) for t in tiles], axis=1))
     image = (np.concatenate(rows, axis=0) * 255).astype(np.uint8)
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

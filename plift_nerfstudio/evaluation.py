@@ -26,6 +26,7 @@ from plift_nerfstudio.labels.dataset_labels import frames_for_images
 from plift_nerfstudio.labels.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_panoptic_quality
+from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette
 
 GT_SEMANTICS_KEY = "gt_semantics_path"
 GT_INSTANCES_KEY = "gt_instances_path"
@@ -161,7 +162,20 @@ def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:
     ours.update({k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")})
     machine_scores = segmentation_scores(machine, gt, table, scene_level=False)
     machine_scores.update({"psnr": None, "ssim": None})
+    for i, render in enumerate(views.renders):  # the kept views are the first ones, in render order
+        render["gt_panoptic"] = panoptic_picture(render["image"], gt.semantics[i], gt.instances[i], table)
+        render["machine_panoptic"] = panoptic_picture(render["image"], machine.semantics[i], machine.instances[i], table)
     return EvaluationResult(ours, machine_scores, len(views.image_filenames), views.renders)
+
+
+def panoptic_picture(image_hw3: np.ndarray, semantics_hw: Tensor, instances_hw: Tensor, table: ClassTable) -> np.ndarray:
+    """A label map drawn like the model's ``panoptic`` output: thing ids and stuff classes blended over the image."""
+    h, w = semantics_hw.shape
+    rgb = torch.from_numpy(np.asarray(image_hw3, np.float32)).reshape(-1, 3)
+    instances = instances_hw.reshape(-1).long()
+    _, _, panoptic = colourise(rgb, semantics_hw.reshape(-1).long(), instances, class_palette(table),
+                               instance_palette(int(instances.max()) if instances.numel() else 0))
+    return panoptic.reshape(h, w, 3).numpy()
 
 
 def evaluate_pipeline(pipeline: Pipeline, keep_renders: int = 4) -> EvaluationResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import torch
 from nerfstudio.utils.eval_utils import eval_setup
 
@@ -85,6 +86,15 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     assert 0 <= result.ours["miou"] <= 100 and result.ours["psnr"] > 10
     assert result.machine_labels["scene_pq"] is None  # per-frame ids: PQscene is not defined
     assert result.machine_labels["miou"] > 0
+    # the picture: test image | ground truth | machine labels | ours | our colour, one row per kept view
+    import cv2
+
+    from plift_nerfstudio.eval_cli import GRID_COLUMNS, grid_png
+
+    grid_png(result.renders, tmp_path / "grid.png")
+    height, width = result.renders[0]["image"].shape[:2]
+    assert cv2.imread(str(tmp_path / "grid.png")).shape == (height, width * len(GRID_COLUMNS), 3)
+    assert not np.allclose(result.renders[0]["gt_panoptic"], result.renders[0]["image"])
 
     # ns-eval: nerfstudio's per-image averages plus the scene-level metrics computed over all test views at once
     ns_eval = loaded.get_average_eval_image_metrics(output_path=tmp_path / "ns-eval-images", get_std=True)
