@@ -22,15 +22,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from plift_nerfstudio.cli_utils import run_cli
 from plift_nerfstudio.labels.augmentations import DEFAULT_AUGMENTATIONS, parse_augmentations
 from plift_nerfstudio.labels.class_mapping import load_class_mapping
-from plift_nerfstudio.labels.dataset_labels import LABELS_SECTION, load_class_table_of_dataset, read_transforms
+from plift_nerfstudio.labels.dataset_labels import read_transforms
 from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.labels.frame_labels import read_image
 from plift_nerfstudio.labels.mask2former_tta import (
     SegmenterOptions,
     TTASegmenter,
     load_mask2former,
     source_categories_of,
 )
-from plift_nerfstudio.labels.writer import frame_is_labelled, record_labels, write_frame_labels
+from plift_nerfstudio.labels.writer import frame_is_labelled, record_labels, refuse_mixed_class_tables, write_frame_labels
 
 DEFAULT_MODEL = "facebook/mask2former-swin-large-coco-panoptic"
 
@@ -84,10 +85,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise LabelFileError(path, "image is missing or unreadable")
-    return np.ascontiguousarray(image[..., ::-1])
+    return np.ascontiguousarray(read_image(path, "image", cv2.IMREAD_COLOR)[..., ::-1])
 
 
 def full_size(fused, frame_hw: Tuple[int, int]):
@@ -113,9 +111,7 @@ def main(opts: SegmentOptions) -> SegmentReport:
     done = [not opts.overwrite and frame_is_labelled(root, f) for f in frames]
     todo = [f for f, d in zip(frames, done) if not d]
     report = SegmentReport(transforms, skipped=[f["file_path"] for f, d in zip(frames, done) if d])
-    if report.skipped and LABELS_SECTION in meta and load_class_table_of_dataset(opts.data) != mapping.target:
-        raise LabelFileError(transforms, f"{len(report.skipped)} frames are already labelled with another class table "
-                                         "than this mapping's; relabel all of them (--overwrite)")
+    refuse_mixed_class_tables(opts.data, mapping.target, len(report.skipped))
     segmenter = TTASegmenter(net, mapping, augmentations,
                              SegmenterOptions(opts.min_segment_score, opts.max_size, opts.theta), device)
     console.print(f"plift-segment: {len(todo)} frames to label ({len(report.skipped)} already labelled), "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -22,8 +22,9 @@ from rich.progress import Progress
 
 from plift_nerfstudio.labels.class_mapping import ClassMapping, SourceCategory, load_class_mapping
 from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
-from plift_nerfstudio.labels.dataset_labels import load_class_table_of_dataset, read_transforms
-from plift_nerfstudio.labels.writer import frame_is_labelled, record_labels, write_frame_labels
+from plift_nerfstudio.labels.dataset_labels import read_transforms
+from plift_nerfstudio.labels.frame_labels import read_image
+from plift_nerfstudio.labels.writer import frame_is_labelled, record_labels, refuse_mixed_class_tables, write_frame_labels
 
 
 @dataclass
@@ -45,12 +46,7 @@ class ImportReport:
 
 def read_segment_ids(png: Path) -> np.ndarray:
     """Segment id per pixel of a COCO panoptic PNG (``R + 256 G + 256^2 B``)."""
-    if not png.is_file():
-        raise LabelFileError(png, "panoptic PNG does not exist")
-    image = cv2.imread(str(png), cv2.IMREAD_COLOR)
-    if image is None:
-        raise LabelFileError(png, "not a readable image")
-    rgb = image[..., ::-1].astype(np.int64)
+    rgb = read_image(png, "panoptic PNG", cv2.IMREAD_COLOR)[..., ::-1].astype(np.int64)
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
 
@@ -107,13 +103,6 @@ def _source_categories(predictions: dict, path: Path) -> Optional[List[SourceCat
         raise LabelFileError(path, "'categories' must be a list of objects with 'id' and 'name'") from None
 
 
-def _image_size(path: Path) -> Tuple[int, int]:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise LabelFileError(path, "image is missing or unreadable")
-    return image.shape[0], image.shape[1]
-
-
 def import_coco_panoptic(
     data: Path,
     predictions_json: Path,
@@ -142,22 +131,24 @@ def import_coco_panoptic(
     frames = meta.get("frames", [])
     frame_stems = {Path(f["file_path"]).stem for f in frames}
     report.predictions_without_frame = sorted(set(by_stem) - frame_stems)
+    keep = [not overwrite and frame_is_labelled(root, f) for f in frames]
+    refuse_mixed_class_tables(data, class_mapping.target, sum(keep))
     updates: Dict[str, Dict[str, str]] = {}
     with Progress(transient=True) as progress:
         task = progress.add_task("Importing panoptic predictions", total=len(frames))
-        for frame in frames:
+        for frame, kept in zip(frames, keep):
             file_path = frame["file_path"]
             ann = by_stem.get(Path(file_path).stem)
             progress.advance(task)
             if ann is None:
                 report.frames_without_prediction.append(file_path)
                 continue
-            if frame_is_labelled(root, frame) and not overwrite:
+            if kept:
                 report.skipped_labelled.append(file_path)
                 continue
             png = png_dir / ann["file_name"]
             segment_ids = read_segment_ids(png)
-            image_hw = _image_size(root / file_path)
+            image_hw = read_image(root / file_path, "image").shape[:2]
             if segment_ids.shape != image_hw:
                 raise LabelFileError(png, f"size {segment_ids.shape[1]}x{segment_ids.shape[0]} differs from its image "
                                           f"{file_path} ({image_hw[1]}x{image_hw[0]})")
@@ -165,11 +156,6 @@ def import_coco_panoptic(
             updates[file_path] = write_frame_labels(root, file_path, labels.semantics_hw, labels.instances_hw,
                                                     labels.class_probs_hwc, labels.confidence_hw)
             report.imported.append(file_path)
-    if report.skipped_labelled:
-        existing = load_class_table_of_dataset(data)
-        if existing != class_mapping.target:
-            raise LabelFileError(transforms, f"{len(report.skipped_labelled)} frames are already labelled with another "
-                                             "class table than this mapping's; relabel all of them (--overwrite)")
     if updates or not report.skipped_labelled:
         record_labels(data, updates, class_mapping.target)
     return report

@@ -44,13 +44,19 @@ class FrameLabels:
     confidence: Optional[np.ndarray] = None  # [h, w] float16 in [0, 1]
 
 
-def read_label_png(path: Path) -> np.ndarray:
-    """Read a one-channel 8/16-bit integer PNG; errors name the file."""
+def read_image(path: Path, what: str, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Read an image with OpenCV (``flags``); a missing or unreadable file raises LabelFileError naming it."""
     if not path.is_file():
-        raise LabelFileError(path, "label file does not exist")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        raise LabelFileError(path, f"{what} does not exist")
+    image = cv2.imread(str(path), flags)
     if image is None:
         raise LabelFileError(path, "not a readable image")
+    return image
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """Read a one-channel 8/16-bit integer PNG; errors name the file."""
+    image = read_image(path, "label file")
     if image.ndim != 2:
         raise LabelFileError(path, f"label image must have one channel, found shape {tuple(image.shape)}")
     if image.dtype not in (np.uint8, np.uint16):

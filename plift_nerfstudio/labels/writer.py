@@ -17,7 +17,13 @@ from typing import Dict, Optional
 import numpy as np
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION, read_transforms
+from plift_nerfstudio.labels.dataset_labels import (
+    LABEL_CONTRACT_VERSION,
+    LABELS_SECTION,
+    load_class_table_of_dataset,
+    read_transforms,
+)
+from plift_nerfstudio.labels.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import CLASS_PROBS_KEY, INSTANCES_KEY, SEMANTICS_KEY, write_label_png
 
 LABELS_DIR = "labels"
@@ -58,6 +64,16 @@ def write_frame_labels(
 def frame_is_labelled(root: Path, frame: dict) -> bool:
     """Whether a frame entry already points at label files that exist."""
     return all(k in frame and (root / frame[k]).is_file() for k in (SEMANTICS_KEY, INSTANCES_KEY))
+
+
+def refuse_mixed_class_tables(data: Path, class_table: ClassTable, frames_kept: int) -> None:
+    """Frames that keep their labels must share the class table about to be written; else LabelFileError."""
+    if frames_kept == 0:
+        return
+    meta, path = read_transforms(data)
+    if LABELS_SECTION in meta and load_class_table_of_dataset(data) != class_table:
+        raise LabelFileError(path, f"{frames_kept} frames are already labelled with another class table than this "
+                                   "mapping's; relabel all of them (--overwrite)")
 
 
 def record_labels(data: Path, labels_by_file_path: Dict[str, Dict[str, str]], class_table: ClassTable) -> Path:
