@@ -25,11 +25,10 @@ from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.labels.dataset_labels import frames_for_images
 from plift_nerfstudio.labels.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import read_label_png
+from plift_nerfstudio.labels.ground_truth import GT_INSTANCES_KEY, GT_SEMANTICS_KEY
 from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_panoptic_quality
 from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette
 
-GT_SEMANTICS_KEY = "gt_semantics_path"
-GT_INSTANCES_KEY = "gt_instances_path"
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""``plift-import-labels``: label a nerfstudio dataset with 2D panoptic predictions in COCO panoptic format."""
+"""``plift-import-labels``: label a nerfstudio dataset with 2D panoptic predictions made elsewhere.
+
+Either COCO panoptic format (JSON + PNGs, any segmenter) or a label folder in this project's format.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from typing import Optional
 from rich.console import Console
 
 from plift_nerfstudio.cli_utils import run_cli
-from plift_nerfstudio.labels.coco_import import ImportReport, import_coco_panoptic
+from plift_nerfstudio.labels.coco_import import import_coco_panoptic
+from plift_nerfstudio.labels.folder_import import import_label_folder, is_label_folder
+from plift_nerfstudio.labels.writer import ImportReport
 
 
 @dataclass
@@ -19,17 +24,30 @@ class ImportOptions:
     data: Path
     """The nerfstudio dataset (folder with transforms.json, as ns-process-data writes it)."""
     predictions: Path
-    """COCO panoptic JSON (annotations with file_name and segments_info; optional categories and scores)."""
+    """COCO panoptic JSON (annotations with file_name and segments_info; optional categories and scores), or a
+    label folder in this project's format (classes.json, semantics/, instances/, optional probs/; e.g. the demo
+    capture's machine_labels/). Frames are matched by file stem."""
     png_dir: Optional[Path] = None
-    """Folder of the panoptic PNGs (default: the JSON's path without .json, as in COCO)."""
-    mapping: str = "scannet21"
-    """Class mapping: 'scannet21' (the demo scenes' 21 classes), 'scannet31' (captures) or a mapping JSON file."""
+    """COCO: folder of the panoptic PNGs (default: the JSON's path without .json, as in COCO)."""
+    mapping: Optional[str] = None
+    """COCO: class mapping, 'scannet21' (the demo scenes' 21 classes, the default), 'scannet31' (captures) or a
+    mapping JSON file. A label folder brings its own class table."""
     overwrite: bool = False
     """Relabel frames that already have labels (default: skip them, so an interrupted import resumes)."""
 
 
 def main(opts: ImportOptions) -> ImportReport:
-    report = import_coco_panoptic(opts.data, opts.predictions, opts.png_dir, opts.mapping, opts.overwrite)
+    if is_label_folder(opts.predictions):
+        if opts.mapping is not None or opts.png_dir is not None:
+            raise ValueError(f"{opts.predictions}: a label folder brings its own class table and PNGs; "
+                             "--mapping and --png-dir are for COCO panoptic predictions")
+        report = import_label_folder(opts.data, opts.predictions, opts.overwrite)
+    elif opts.predictions.is_dir():
+        raise ValueError(f"{opts.predictions}: a folder without classes.json; give a COCO panoptic JSON file or a "
+                         "label folder (classes.json, semantics/, instances/, optional probs/)")
+    else:
+        report = import_coco_panoptic(opts.data, opts.predictions, opts.png_dir, opts.mapping or "scannet21",
+                                      opts.overwrite)
     console = Console()
     console.print(f"[green]Imported {len(report.imported)} frames[/] into {report.transforms} "
                   f"(kept a copy of the original as {report.transforms.name}.orig)")

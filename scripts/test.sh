@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), run the test suite on the CPU, then the benchmarks in quick mode.
+# Set up (scripts/setup_capture.sh: the project plus COLMAP and libusb, so the capture workflow's COLMAP test runs),
+# run the test suite on the CPU, then the benchmarks in quick mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup_capture.sh
 VENV="${PLIFT_VENV:-.venv}"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests
 # benchmarks in quick mode: they must keep running; their tables go to the log (full runs: see README)

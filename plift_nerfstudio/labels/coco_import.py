@@ -12,36 +12,25 @@ labels ``images/frame_00001.jpg``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from functools import partial
+from typing import Callable, Dict, List, Optional
 
 import cv2
 import numpy as np
-from rich.progress import Progress
 
 from plift_nerfstudio.labels.class_mapping import ClassMapping, SourceCategory, load_class_mapping
 from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
 from plift_nerfstudio.labels.dataset_labels import read_transforms
 from plift_nerfstudio.labels.frame_labels import read_image
-from plift_nerfstudio.labels.writer import frame_is_labelled, record_labels, refuse_mixed_class_tables, write_frame_labels
-
-
-@dataclass
-class ImportedFrame:
-    semantics_hw: np.ndarray
-    instances_hw: np.ndarray
-    class_probs_hwc: Optional[np.ndarray]
-    confidence_hw: Optional[np.ndarray]
-
-
-@dataclass
-class ImportReport:
-    transforms: Path
-    imported: List[str] = field(default_factory=list)
-    skipped_labelled: List[str] = field(default_factory=list)
-    frames_without_prediction: List[str] = field(default_factory=list)
-    predictions_without_frame: List[str] = field(default_factory=list)
+from plift_nerfstudio.labels.writer import (
+    FrameLabelArrays,
+    ImportReport,
+    frame_is_labelled,
+    record_labels,
+    refuse_mixed_class_tables,
+    write_all_or_nothing,
+)
 
 
 def read_segment_ids(png: Path) -> np.ndarray:
@@ -52,7 +41,7 @@ def read_segment_ids(png: Path) -> np.ndarray:
 
 def labels_from_segments(
     segment_ids_hw: np.ndarray, segments_info: List[dict], mapping: ClassMapping, source: str
-) -> ImportedFrame:
+) -> FrameLabelArrays:
     """Class, instance and (with scores) confidence maps of one frame; ``source`` names the PNG in errors."""
     target_of = mapping.target_of_id()
     things = set(mapping.target.thing_ids)
@@ -85,12 +74,21 @@ def labels_from_segments(
     if stray.size:
         raise LabelFileError(source, f"pixels carry segment ids not in segments_info: {stray[:8].tolist()}")
     if not scored:
-        return ImportedFrame(semantics, instances, None, None)
+        return FrameLabelArrays(semantics, instances, None, None)
     probs = np.zeros((*semantics.shape, mapping.target.num_classes), np.float32)
     labelled = semantics > 0
     probs[labelled, semantics[labelled].astype(np.int64) - 1] = 1.0
     confidence[~labelled] = 0.0
-    return ImportedFrame(semantics, instances, probs, confidence)
+    return FrameLabelArrays(semantics, instances, probs, confidence)
+
+
+def _read_frame(png: Path, image: Path, segments_info: List[dict], mapping: ClassMapping) -> FrameLabelArrays:
+    segment_ids = read_segment_ids(png)
+    image_hw = read_image(image, "image").shape[:2]
+    if segment_ids.shape != image_hw:
+        raise LabelFileError(png, f"size {segment_ids.shape[1]}x{segment_ids.shape[0]} differs from its image "
+                                  f"{image} ({image_hw[1]}x{image_hw[0]})")
+    return labels_from_segments(segment_ids, segments_info, mapping, str(png))
 
 
 def _source_categories(predictions: dict, path: Path) -> Optional[List[SourceCategory]]:
@@ -133,29 +131,19 @@ def import_coco_panoptic(
     report.predictions_without_frame = sorted(set(by_stem) - frame_stems)
     keep = [not overwrite and frame_is_labelled(root, f) for f in frames]
     refuse_mixed_class_tables(data, class_mapping.target, sum(keep))
-    updates: Dict[str, Dict[str, str]] = {}
-    with Progress(transient=True) as progress:
-        task = progress.add_task("Importing panoptic predictions", total=len(frames))
-        for frame, kept in zip(frames, keep):
-            file_path = frame["file_path"]
-            ann = by_stem.get(Path(file_path).stem)
-            progress.advance(task)
-            if ann is None:
-                report.frames_without_prediction.append(file_path)
-                continue
-            if kept:
-                report.skipped_labelled.append(file_path)
-                continue
-            png = png_dir / ann["file_name"]
-            segment_ids = read_segment_ids(png)
-            image_hw = read_image(root / file_path, "image").shape[:2]
-            if segment_ids.shape != image_hw:
-                raise LabelFileError(png, f"size {segment_ids.shape[1]}x{segment_ids.shape[0]} differs from its image "
-                                          f"{file_path} ({image_hw[1]}x{image_hw[0]})")
-            labels = labels_from_segments(segment_ids, ann["segments_info"], class_mapping, str(png))
-            updates[file_path] = write_frame_labels(root, file_path, labels.semantics_hw, labels.instances_hw,
-                                                    labels.class_probs_hwc, labels.confidence_hw)
+    read_labels_of: Dict[str, Callable[[], FrameLabelArrays]] = {}
+    for frame, kept in zip(frames, keep):
+        file_path = frame["file_path"]
+        ann = by_stem.get(Path(file_path).stem)
+        if ann is None:
+            report.frames_without_prediction.append(file_path)
+        elif kept:
+            report.skipped_labelled.append(file_path)
+        else:
+            read_labels_of[file_path] = partial(_read_frame, png_dir / ann["file_name"], root / file_path,
+                                                ann["segments_info"], class_mapping)
             report.imported.append(file_path)
+    updates = write_all_or_nothing(root, read_labels_of, "panoptic predictions")
     if updates or not report.skipped_labelled:
         record_labels(data, updates, class_mapping.target)
     return report

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
+from rich.progress import Progress
 
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.labels.dataset_labels import (
@@ -28,6 +30,17 @@ from plift_nerfstudio.labels.frame_labels import CLASS_PROBS_KEY, INSTANCES_KEY,
 
 LABELS_DIR = "labels"
 CLASS_TABLE_FILE = f"{LABELS_DIR}/classes.json"
+
+
+@dataclass
+class ImportReport:
+    """What an importer did to a dataset's frames (file paths as in transforms.json)."""
+
+    transforms: Path
+    imported: List[str] = field(default_factory=list)
+    skipped_labelled: List[str] = field(default_factory=list)
+    frames_without_prediction: List[str] = field(default_factory=list)
+    predictions_without_frame: List[str] = field(default_factory=list)
 
 
 def label_paths_for(image_file_path: str, with_probs: bool) -> Dict[str, str]:
@@ -61,6 +74,39 @@ def write_frame_labels(
     return paths
 
 
+@dataclass
+class FrameLabelArrays:
+    """One frame's labels about to be written (probabilities and confidences optional, together)."""
+
+    semantics_hw: np.ndarray
+    instances_hw: np.ndarray
+    class_probs_hwc: Optional[np.ndarray] = None
+    confidence_hw: Optional[np.ndarray] = None
+
+
+def write_all_or_nothing(
+    root: Path, read_labels_of: Dict[str, Callable[[], FrameLabelArrays]], what: str
+) -> Dict[str, Dict[str, str]]:
+    """Read every frame's labels once to check them, then again to write them; returns the keys to record.
+
+    ``read_labels_of`` maps a frame's ``file_path`` to a function that reads (and validates) its labels. A bad
+    file anywhere raises before any label file is written, so labels already in the dataset stay consistent.
+    """
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"Checking {what}", total=len(read_labels_of))
+        for read in read_labels_of.values():
+            read()
+            progress.advance(task)
+        task = progress.add_task(f"Writing {what}", total=len(read_labels_of))
+        written = {}
+        for file_path, read in read_labels_of.items():
+            labels = read()
+            written[file_path] = write_frame_labels(root, file_path, labels.semantics_hw, labels.instances_hw,
+                                                    labels.class_probs_hwc, labels.confidence_hw)
+            progress.advance(task)
+    return written
+
+
 def frame_is_labelled(root: Path, frame: dict) -> bool:
     """Whether a frame entry already points at label files that exist."""
     return all(k in frame and (root / frame[k]).is_file() for k in (SEMANTICS_KEY, INSTANCES_KEY))
@@ -92,6 +138,11 @@ def record_labels(data: Path, labels_by_file_path: Dict[str, Dict[str, str]], cl
                 frame.pop(CLASS_PROBS_KEY, None)  # a stale distribution must not outlive its labels
             frame.update(update)
     meta[LABELS_SECTION] = {"version": LABEL_CONTRACT_VERSION, "class_table": CLASS_TABLE_FILE}
+    return rewrite_transforms(path, meta)
+
+
+def rewrite_transforms(path: Path, meta: dict) -> Path:
+    """Replace ``transforms.json`` atomically by ``meta``; before its first change a copy is kept as ``.orig``."""
     backup = path.with_name(path.name + ".orig")
     if not backup.exists():
         shutil.copy2(path, backup)

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION
 from plift_nerfstudio.labels.frame_labels import write_label_png
+from plift_nerfstudio.labels.ground_truth import GROUND_TRUTH_VERSION
 from plift_nerfstudio.synth.noise import NOISE_PRESETS, MachineLabels, corrupt
 from plift_nerfstudio.synth.render import Intrinsics, Rendered, camera_path, render
 from plift_nerfstudio.synth.scene import ScenePreset, make_room
@@ -41,8 +42,9 @@ class SynthOptions:
     test_every: int = 8
     """Every k-th frame is held out as a test frame."""
     images_only: bool = False
-    """Write only images/ for the capture workflow; ground truth and machine labels go to ground_truth/ and
-    machine_labels/, keyed by image file name, and no transforms.json is written."""
+    """Write a capture instead of a dataset: images/ for ns-process-data, no poses and no transforms.json; the
+    machine labels go to machine_labels/ (a label folder for plift-import-labels) and the ground truth to
+    ground_truth/ (frames.json for plift-attach-ground-truth), both keyed by image file name."""
     overwrite: bool = False
     """Replace an existing plift-synth output folder."""
     contact_sheet_frames: int = 4
@@ -127,9 +129,14 @@ def write_dataset(opts: SynthOptions) -> Path:
             labels = corrupt(frame.semantics, frame.instances, noise, np.random.default_rng([opts.seed, i]))
             _save_rgb(root / "images" / f"{name}.png", frame.rgb)
             entry = {"file_path": f"images/{name}.png", "transform_matrix": c2w.tolist()}
-            # images-only: labels and ground truth live apart from the images, where nerfstudio reads nothing
-            entry.update(_save_machine(root, "machine_labels/" if opts.images_only else "labels/", name, labels))
-            entry.update(_save_gt(root, "ground_truth/" if opts.images_only else "gt/", name, frame))
+            if opts.images_only:
+                # labels and ground truth live apart from the images, where nerfstudio reads nothing; ground-truth
+                # paths are relative to ground_truth/
+                _save_machine(root, "machine_labels/", name, labels)
+                entry.update({k: v[len("ground_truth/"):] for k, v in _save_gt(root, "ground_truth/", name, frame).items()})
+            else:
+                entry.update(_save_machine(root, "labels/", name, labels))
+                entry.update(_save_gt(root, "gt/", name, frame))
             frames.append(entry)
             if i % sheet_every == 0 and len(sheet) < opts.contact_sheet_frames:
                 sheet.append(contact_row(frame, labels, class_table.colors))
@@ -140,12 +147,16 @@ def write_dataset(opts: SynthOptions) -> Path:
     class_table.save(_ensure_dir(root / ("machine_labels" if opts.images_only else "labels")) / "classes.json")
     if opts.images_only:
         # ground truth and machine labels keyed by image file name (ns-process-data renames the images)
+        class_table.save(root / "ground_truth" / "classes.json")
         meta = {
+            "version": GROUND_TRUTH_VERSION,
             "generator": "plift-synth",
             "seed": opts.seed,
             "scene": opts.scene,
             "noise": opts.noise,
             "intrinsics": intr.__dict__,
+            "images_dir": "../images",
+            "class_table": "classes.json",
             "test_images": [Path(n).name for n in test_names],
             "frames": {Path(f["file_path"]).name: {k: v for k, v in f.items() if k != "file_path"} for f in frames},
         }
