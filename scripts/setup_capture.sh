@@ -14,7 +14,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup_capture: installing ${missing[*]} needs root (no sudo here)" >&2; exit 1; }
+    SUDO="sudo"
+  fi
   echo "== installing ${missing[*]} (Debian packages; COLMAP brings Qt and takes a few minutes)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
