@@ -36,6 +36,17 @@ def test_soft_iou_matches_hand_computation():
     np.testing.assert_allclose(np.diag(iou), 1.0)
 
 
+def test_soft_iou_equals_its_definition_on_random_soft_masks():
+    rng = np.random.default_rng(3)
+    masks = rng.random((7, 9, 11)) ** 3
+    masks[2] = 0.0  # an empty mask: IoU 0 with every other mask
+    flat = masks.reshape(7, -1)
+    expected = np.array([[np.minimum(a, b).sum() / np.maximum(a, b).sum() if np.maximum(a, b).sum() > 0 else 0.0
+                          for b in flat] for a in flat])
+    np.fill_diagonal(expected, 1.0)
+    np.testing.assert_allclose(soft_iou_matrix(masks), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_clusters_are_connected_components():
     # a-b and b-c linked, a-c not: one cluster by transitivity; d alone
     iou = np.array([[1, 0.6, 0.1, 0], [0.6, 1, 0.7, 0], [0.1, 0.7, 1, 0], [0, 0, 0, 1.0]])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -41,17 +42,20 @@ class FusedFrame:
 
 
 def soft_iou_matrix(masks_nhw: np.ndarray) -> np.ndarray:
-    """Pairwise soft IoU ``sum min / sum max`` of N soft masks, as an [N, N] matrix (1 on the diagonal)."""
+    """Pairwise soft IoU ``sum min / sum max`` of N soft masks, as an [N, N] matrix (1 on the diagonal).
+
+    With ``min(a, b) = (a + b - |a - b|) / 2`` and ``max(a, b) = (a + b + |a - b|) / 2`` the IoU of two masks is
+    ``(S_a + S_b - L1) / (S_a + S_b + L1)``, where S are the masks' sums and L1 their L1 distance; torch's cdist
+    computes all L1 distances at once (in float64: exact up to rounding).
+    """
     n = masks_nhw.shape[0]
-    flat = masks_nhw.reshape(n, -1).astype(np.float64)
-    iou = np.eye(n)
-    for i in range(n):
-        # one row at a time keeps memory at N x H x W instead of N x N x H x W
-        inter = np.minimum(flat[i], flat[i + 1:]).sum(axis=1)
-        union = np.maximum(flat[i], flat[i + 1:]).sum(axis=1)
-        row = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        iou[i, i + 1:] = row
-        iou[i + 1:, i] = row
+    flat = torch.from_numpy(np.ascontiguousarray(masks_nhw.reshape(n, -1), dtype=np.float64))
+    l1 = torch.cdist(flat[None], flat[None], p=1)[0]
+    sums = flat.sum(dim=1)
+    total = sums[:, None] + sums[None, :]
+    union = (total + l1) / 2
+    iou = torch.where(union > 0, ((total - l1) / 2).clamp_min(0) / union.clamp_min(1e-300), 0.0).numpy()
+    np.fill_diagonal(iou, 1.0)
     return iou
 
 
@@ -95,12 +99,10 @@ def fuse_segments(
     cluster_of_segment[keep] = labels
     num_clusters = int(labels.max()) + 1
     counts = np.bincount(labels, minlength=num_clusters).astype(np.float64)
-    cluster_masks = np.zeros((num_clusters, height, width))
-    np.add.at(cluster_masks, labels, masks)
-    cluster_masks /= counts[:, None, None]
-    cluster_probs = np.zeros((num_clusters, num_classes))
-    np.add.at(cluster_probs, labels, seg_probs)
-    cluster_probs /= counts[:, None]
+    mean_kn = np.zeros((num_clusters, len(labels)))
+    mean_kn[labels, np.arange(len(labels))] = 1.0 / counts[labels]  # cluster means as one matrix product
+    cluster_masks = (mean_kn @ masks.reshape(len(labels), -1)).reshape(num_clusters, height, width)
+    cluster_probs = mean_kn @ seg_probs
     cluster_class = cluster_probs.argmax(axis=1) + 1  # ids 1..C
     scaled = cluster_masks * cluster_probs.max(axis=1)[:, None, None]
     winner = scaled.argmax(axis=0)
