@@ -30,7 +30,6 @@ from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_pan
 from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette
 
 
-
 @dataclass
 class ViewSet:
     """Class and instance maps of N views (ids may be per frame or scene-wide)."""

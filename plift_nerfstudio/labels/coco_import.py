@@ -12,25 +12,17 @@ labels ``images/frame_00001.jpg``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from functools import partial
-from typing import Callable, Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
 
 from plift_nerfstudio.labels.class_mapping import ClassMapping, SourceCategory, load_class_mapping
 from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
-from plift_nerfstudio.labels.dataset_labels import read_transforms
 from plift_nerfstudio.labels.frame_labels import read_image
-from plift_nerfstudio.labels.writer import (
-    FrameLabelArrays,
-    ImportReport,
-    frame_is_labelled,
-    record_labels,
-    refuse_mixed_class_tables,
-    write_all_or_nothing,
-)
+from plift_nerfstudio.labels.writer import FrameLabelArrays, ImportReport, ReadFrameLabels, import_frames_by_stem
 
 
 def read_segment_ids(png: Path) -> np.ndarray:
@@ -82,7 +74,7 @@ def labels_from_segments(
     return FrameLabelArrays(semantics, instances, probs, confidence)
 
 
-def _read_frame(png: Path, image: Path, segments_info: List[dict], mapping: ClassMapping) -> FrameLabelArrays:
+def _read_frame(png: Path, segments_info: List[dict], mapping: ClassMapping, image: Path) -> FrameLabelArrays:
     segment_ids = read_segment_ids(png)
     image_hw = read_image(image, "image").shape[:2]
     if segment_ids.shape != image_hw:
@@ -118,32 +110,10 @@ def import_coco_panoptic(
         raise LabelFileError(predictions_json, "expected an object with a list 'annotations' (COCO panoptic format)")
     png_dir = png_dir or predictions_json.with_suffix("")
     class_mapping = load_class_mapping(mapping, _source_categories(predictions, predictions_json))
-    meta, transforms = read_transforms(data)
-    root = transforms.parent
-    report = ImportReport(transforms)
-    by_stem: Dict[str, dict] = {}
+    readers_by_stem: Dict[str, ReadFrameLabels] = {}
     for ann in predictions["annotations"]:
         if not isinstance(ann, dict) or "file_name" not in ann or not isinstance(ann.get("segments_info"), list):
             raise LabelFileError(predictions_json, f"annotation {str(ann)[:80]} lacks 'file_name' or 'segments_info'")
-        by_stem[Path(ann["file_name"]).stem] = ann
-    frames = meta.get("frames", [])
-    frame_stems = {Path(f["file_path"]).stem for f in frames}
-    report.predictions_without_frame = sorted(set(by_stem) - frame_stems)
-    keep = [not overwrite and frame_is_labelled(root, f) for f in frames]
-    refuse_mixed_class_tables(data, class_mapping.target, sum(keep))
-    read_labels_of: Dict[str, Callable[[], FrameLabelArrays]] = {}
-    for frame, kept in zip(frames, keep):
-        file_path = frame["file_path"]
-        ann = by_stem.get(Path(file_path).stem)
-        if ann is None:
-            report.frames_without_prediction.append(file_path)
-        elif kept:
-            report.skipped_labelled.append(file_path)
-        else:
-            read_labels_of[file_path] = partial(_read_frame, png_dir / ann["file_name"], root / file_path,
-                                                ann["segments_info"], class_mapping)
-            report.imported.append(file_path)
-    updates = write_all_or_nothing(root, read_labels_of, "panoptic predictions")
-    if updates or not report.skipped_labelled:
-        record_labels(data, updates, class_mapping.target)
-    return report
+        readers_by_stem[Path(ann["file_name"]).stem] = partial(_read_frame, png_dir / ann["file_name"],
+                                                               ann["segments_info"], class_mapping)
+    return import_frames_by_stem(data, readers_by_stem, class_mapping.target, overwrite, "panoptic predictions")

@@ -118,6 +118,15 @@ def read_class_probs(path: Path, num_classes: int, image_hw: Tuple[int, int]) ->
     return probs.astype(np.float16), np.clip(confidence, 0.0, 1.0).astype(np.float16)
 
 
+def check_class_ids(semantics_hw: np.ndarray, path: Path, class_table: ClassTable) -> None:
+    """Refuse class ids outside the table (0 = void, 1..C); the error names ``path``."""
+    bad = np.unique(semantics_hw[semantics_hw > class_table.num_classes])
+    if bad.size:
+        raise LabelFileError(
+            path, f"class ids {bad.tolist()[:10]} are outside the class table (ids 1..{class_table.num_classes}, 0 = void)"
+        )
+
+
 def load_frame_labels(
     files: FrameLabelFiles,
     class_table: ClassTable,
@@ -127,12 +136,7 @@ def load_frame_labels(
     """Read and validate one frame's label files against the class table and the image size."""
     semantics = fit_label_map(read_label_png(files.semantics), files.semantics, image_hw, original_hw)
     instances = fit_label_map(read_label_png(files.instances), files.instances, image_hw, original_hw)
-    bad = np.unique(semantics[semantics > class_table.num_classes])
-    if bad.size:
-        raise LabelFileError(
-            files.semantics,
-            f"class ids {bad.tolist()[:10]} are outside the class table (ids 1..{class_table.num_classes}, 0 = void)",
-        )
+    check_class_ids(semantics, files.semantics, class_table)
     is_thing_lut = np.array([False] + list(class_table.is_thing))
     on_stuff = (instances > 0) & ~is_thing_lut[semantics]
     if on_stuff.any():

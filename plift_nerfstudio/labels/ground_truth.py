@@ -31,7 +31,7 @@ import numpy as np
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.labels.dataset_labels import LABELS_SECTION, load_class_table_of_dataset, read_transforms
 from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
-from plift_nerfstudio.labels.frame_labels import read_image, read_label_png, write_label_png
+from plift_nerfstudio.labels.frame_labels import check_class_ids, read_image, read_label_png, write_label_png
 from plift_nerfstudio.labels.writer import rewrite_transforms
 from plift_nerfstudio.pose_alignment import similarity_aligned_errors
 
@@ -75,9 +75,10 @@ def _read_ground_truth_file(gt_json: Path) -> dict:
     return gt
 
 
-def check_same_image(dataset_image: Path, original_image: Path) -> None:
-    """Refuse a dataset image that does not show the original's pixels (a renumbered or different frame)."""
-    a = read_image(dataset_image, "image", cv2.IMREAD_COLOR).astype(np.float32)
+def check_same_image(dataset_pixels: np.ndarray, dataset_image: Path, original_image: Path) -> None:
+    """Refuse a dataset image (its colour pixels, read from ``dataset_image``) that does not show the original's
+    pixels (a renumbered or different frame)."""
+    a = dataset_pixels.astype(np.float32)
     b = read_image(original_image, "original image", cv2.IMREAD_COLOR).astype(np.float32)
     if a.shape != b.shape or float(np.abs(a - b).mean()) > SAME_IMAGE_MAX_MEAN_ABS_DIFF:
         raise LabelFileError(dataset_image, f"is not the image {original_image} its ground truth belongs to; were the "
@@ -94,10 +95,7 @@ def read_ground_truth_maps(
         if m.shape != tuple(image_hw):
             raise LabelFileError(png, f"size {m.shape[1]}x{m.shape[0]} differs from its image ({image_hw[1]}x{image_hw[0]})")
         maps.append(m)
-    bad = np.unique(maps[0][maps[0] > class_table.num_classes])
-    if bad.size:
-        raise LabelFileError(semantics_png, f"class ids {bad[:10].tolist()} are outside the class table "
-                                            f"(ids 1..{class_table.num_classes}, 0 = void)")
+    check_class_ids(maps[0], semantics_png, class_table)
     return maps[0], maps[1]
 
 
@@ -152,9 +150,10 @@ def attach_ground_truth(data: Path, gt_json: Path, overwrite: bool = False) -> A
             report.frames_without_ground_truth.append(file_path)
             continue
         image_path = root / file_path
+        pixels = read_image(image_path, "image", cv2.IMREAD_COLOR)
         if images_dir is not None:
-            check_same_image(image_path, images_dir / name)
-        image_hw = read_image(image_path, "image").shape[:2]
+            check_same_image(pixels, image_path, images_dir / name)
+        image_hw = pixels.shape[:2]
         entry = gt["frames"][name]
         maps_of[file_path] = read_ground_truth_maps(
             gt_dir / entry[GT_SEMANTICS_KEY], gt_dir / entry[GT_INSTANCES_KEY], image_hw, class_table

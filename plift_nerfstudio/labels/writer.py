@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -105,6 +106,42 @@ def write_all_or_nothing(
                                                     labels.class_probs_hwc, labels.confidence_hw)
             progress.advance(task)
     return written
+
+
+ReadFrameLabels = Callable[[Path], FrameLabelArrays]
+"""Reads and validates the labels of one frame, given the path of the frame's image."""
+
+
+def import_frames_by_stem(
+    data: Path, readers_by_stem: Dict[str, ReadFrameLabels], class_table: ClassTable, overwrite: bool, what: str
+) -> ImportReport:
+    """Label the frames of ``data`` whose image stem has a reader; what every importer does with its predictions.
+
+    Frames already labelled are skipped unless ``overwrite`` (and must then share ``class_table``); every frame is
+    checked before any file is written (``write_all_or_nothing``); the labels are recorded in transforms.json.
+    """
+    meta, transforms = read_transforms(data)
+    root = transforms.parent
+    report = ImportReport(transforms)
+    frames = meta.get("frames", [])
+    report.predictions_without_frame = sorted(set(readers_by_stem) - {Path(f["file_path"]).stem for f in frames})
+    keep = [not overwrite and frame_is_labelled(root, f) for f in frames]
+    refuse_mixed_class_tables(data, class_table, sum(keep))
+    read_labels_of: Dict[str, Callable[[], FrameLabelArrays]] = {}
+    for frame, kept in zip(frames, keep):
+        file_path = frame["file_path"]
+        reader = readers_by_stem.get(Path(file_path).stem)
+        if reader is None:
+            report.frames_without_prediction.append(file_path)
+        elif kept:
+            report.skipped_labelled.append(file_path)
+        else:
+            read_labels_of[file_path] = partial(reader, root / file_path)
+            report.imported.append(file_path)
+    updates = write_all_or_nothing(root, read_labels_of, what)
+    if updates or not report.skipped_labelled:
+        record_labels(data, updates, class_table)
+    return report
 
 
 def frame_is_labelled(root: Path, frame: dict) -> bool:

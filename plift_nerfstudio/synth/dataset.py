@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION
 from plift_nerfstudio.labels.frame_labels import write_label_png
-from plift_nerfstudio.labels.ground_truth import GROUND_TRUTH_VERSION
+from plift_nerfstudio.labels.ground_truth import GROUND_TRUTH_VERSION, GT_INSTANCES_KEY, GT_SEMANTICS_KEY
 from plift_nerfstudio.synth.noise import NOISE_PRESETS, MachineLabels, corrupt
 from plift_nerfstudio.synth.render import Intrinsics, Rendered, camera_path, render
 from plift_nerfstudio.synth.scene import ScenePreset, make_room
@@ -95,12 +95,12 @@ def _save_machine(root: Path, prefix: str, name: str, labels: MachineLabels) -> 
 
 def _save_gt(root: Path, prefix: str, name: str, frame: Rendered) -> dict:
     paths = {
-        "gt_semantics_path": f"{prefix}semantics/{name}.png",
-        "gt_instances_path": f"{prefix}instances/{name}.png",
+        GT_SEMANTICS_KEY: f"{prefix}semantics/{name}.png",
+        GT_INSTANCES_KEY: f"{prefix}instances/{name}.png",
         "gt_depth_path": f"{prefix}depth/{name}.png",
     }
-    write_label_png(root / paths["gt_semantics_path"], frame.semantics)
-    write_label_png(root / paths["gt_instances_path"], frame.instances)
+    write_label_png(root / paths[GT_SEMANTICS_KEY], frame.semantics)
+    write_label_png(root / paths[GT_INSTANCES_KEY], frame.instances)
     _save_depth_mm(root / paths["gt_depth_path"], frame.depth)
     return paths
 
@@ -131,9 +131,9 @@ def write_dataset(opts: SynthOptions) -> Path:
             entry = {"file_path": f"images/{name}.png", "transform_matrix": c2w.tolist()}
             if opts.images_only:
                 # labels and ground truth live apart from the images, where nerfstudio reads nothing; ground-truth
-                # paths are relative to ground_truth/
+                # paths are relative to ground_truth/, where frames.json goes
                 _save_machine(root, "machine_labels/", name, labels)
-                entry.update({k: v[len("ground_truth/"):] for k, v in _save_gt(root, "ground_truth/", name, frame).items()})
+                entry.update(_save_gt(root / "ground_truth", "", name, frame))
             else:
                 entry.update(_save_machine(root, "labels/", name, labels))
                 entry.update(_save_gt(root, "gt/", name, frame))
