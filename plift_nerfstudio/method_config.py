@@ -16,6 +16,7 @@ from plift_nerfstudio.datamanager.panoptic_datamanager import PanopticDataManage
 from plift_nerfstudio.model import PanopticLiftingModelConfig
 from plift_nerfstudio.pipeline import PanopticPipelineConfig
 from plift_nerfstudio.schedulers import FloatExponentialDecaySchedulerConfig
+from plift_nerfstudio.trainer import PanopticTrainer
 
 
 def _optimizers(max_steps: int, grid_lr: float = 0.02, mlp_lr: float = 5e-4) -> dict:
@@ -47,6 +48,7 @@ def _dataparser(scene_scale: float) -> NerfstudioDataParserConfig:
 PAPER_STEPS = 40_000
 panoptic_lifting = MethodSpecification(
     config=TrainerConfig(
+        _target=PanopticTrainer,
         method_name="panoptic-lifting",
         steps_per_eval_batch=500,
         steps_per_eval_image=2000,
@@ -78,6 +80,7 @@ panoptic_lifting = MethodSpecification(
 LITE_STEPS = 3_000
 panoptic_lifting_lite = MethodSpecification(
     config=TrainerConfig(
+        _target=PanopticTrainer,
         method_name="panoptic-lifting-lite",
         steps_per_eval_batch=250,
         steps_per_eval_image=1000,

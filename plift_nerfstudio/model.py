@@ -237,6 +237,16 @@ class PanopticLiftingModel(Model):
         self.unassigned_instances_total = 0
         self._last_overflow_warning_step = -(10**9)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # checkpoints written before the occupancy grid existed: keep everything occupied (it refreshes in
+        # training). Only when this model's own keys are being loaded: nerfstudio's pipeline loads the model, then
+        # itself with the model's keys left out, and that second pass must not reset the grid just loaded.
+        if self.occupancy is not None and any(key.startswith(prefix + "field.") for key in state_dict):
+            grid = prefix + "occupancy."
+            state_dict.setdefault(grid + "density_max", torch.full_like(self.occupancy.density_max, float("inf")))
+            state_dict.setdefault(grid + "occupied", torch.ones_like(self.occupancy.occupied))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------------ training plumbing
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         f = self.field
@@ -258,6 +268,7 @@ class PanopticLiftingModel(Model):
             group = optimizers.config["encodings"]
             params = training_callback_attributes.pipeline.get_param_groups()["encodings"]
             optimizers.optimizers["encodings"] = group["optimizer"].setup(params=params)
+            optimizers.parameters["encodings"] = params
             if group["scheduler"]:
                 optimizers.schedulers["encodings"] = (
                     group["scheduler"].setup().get_scheduler(optimizer=optimizers.optimizers["encodings"], lr_init=group["optimizer"].lr)

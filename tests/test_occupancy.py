@@ -63,6 +63,21 @@ def test_checkpoint_without_grid_loads_with_everything_occupied() -> None:
     assert model.occupancy.occupied.all()
 
 
+def test_grid_survives_nerfstudios_two_pass_checkpoint_loading() -> None:
+    """nerfstudio's pipeline loads the model's keys, then its own (without the model's); the grid stays loaded."""
+    from nerfstudio.pipelines.base_pipeline import Pipeline
+
+    trained = make_model(occupancy_grid_resolution=16)
+    trained.occupancy.occupied[:8].fill_(False)
+    trained.occupancy.density_max.fill_(0.5)
+    state = {f"_model.{k}": v for k, v in trained.state_dict().items()}
+    pipeline = Pipeline()
+    pipeline._model = make_model(occupancy_grid_resolution=16)
+    pipeline.load_state_dict(state)
+    assert torch.equal(pipeline.model.occupancy.occupied, trained.occupancy.occupied)
+    assert torch.equal(pipeline.model.occupancy.density_max, trained.occupancy.density_max)
+
+
 def test_early_termination_renders_the_same_and_queries_less() -> None:
     torch.manual_seed(0)
     queried = []

@@ -27,12 +27,6 @@ class OccupancyGrid(nn.Module):
         self.register_buffer("density_max", torch.full((resolution,) * 3, float("inf")))
         self.register_buffer("occupied", torch.ones((resolution,) * 3, dtype=torch.bool))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        # checkpoints written before the grid existed: keep everything occupied (the grid refreshes in training)
-        state_dict.setdefault(prefix + "density_max", torch.full_like(self.density_max, float("inf")))
-        state_dict.setdefault(prefix + "occupied", torch.ones_like(self.occupied))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def cell_index(self, unit_positions: Float[Tensor, "N 3"]) -> Tensor:
         r = self.resolution
         ijk = ((unit_positions + 1.0) * 0.5 * r).long().clamp(0, r - 1)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
+
+from plift_nerfstudio.errors import UserFileError
 
 
-class LabelFileError(ValueError):
-    """A label, class-table or transforms file that cannot be used, with the reason."""
-
-    def __init__(self, path: Union[str, Path], problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+class LabelFileError(UserFileError):
+    """A label, class-table, mapping, prediction, ground-truth or transforms file that cannot be used."""
 
 
 def read_json_file(path: Path, what: str) -> Any:
