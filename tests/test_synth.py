@@ -27,7 +27,7 @@ def digest(folder: Path) -> str:
 
 
 def test_same_seed_gives_identical_output(tmp_path: Path) -> None:
-    opts = dict(seed=11, num_frames=4, width=32, height=24)
+    opts = dict(seed=11, num_frames=4, width=32, height=24, test_every=2)
     a = write_dataset(SynthOptions(output=tmp_path / "a", **opts))
     b = write_dataset(SynthOptions(output=tmp_path / "b", **opts))
     c = write_dataset(SynthOptions(output=tmp_path / "c", **{**opts, "seed": 12}))
@@ -75,21 +75,116 @@ def test_machine_instance_ids_are_unique_per_frame_only(tiny_scene_dir: Path) ->
 
 
 def test_refuses_to_overwrite_without_flag(tmp_path: Path) -> None:
-    out = write_dataset(SynthOptions(output=tmp_path / "scene", num_frames=2, width=16, height=16))
+    out = write_dataset(SynthOptions(output=tmp_path / "scene", num_frames=2, width=16, height=16, test_every=2))
     before = digest(out)
     with pytest.raises(FileExistsError, match="--overwrite"):
-        write_dataset(SynthOptions(output=out, num_frames=2, width=16, height=16, seed=9))
+        write_dataset(SynthOptions(output=out, num_frames=2, width=16, height=16, test_every=2, seed=9))
     assert digest(out) == before
 
 
-def test_bad_option_gets_a_clear_error(tmp_path: Path) -> None:
+def test_overwrite_replaces_an_unchanged_synth_output(tmp_path: Path) -> None:
+    out = write_dataset(SynthOptions(output=tmp_path / "scene", num_frames=2, width=16, height=16, test_every=2))
+    write_dataset(SynthOptions(output=out, num_frames=3, width=16, height=16, test_every=2, seed=9, overwrite=True))
+    assert digest(out) == digest(write_dataset(SynthOptions(output=tmp_path / "fresh", num_frames=3, width=16,
+                                                            height=16, test_every=2, seed=9)))
+    assert not list(tmp_path.glob(".*incomplete"))  # no staging folder left behind
+
+
+def photos_folder(root: Path) -> Path:
+    """A user's folder of photos with other files beside them (what plift-synth must never delete)."""
+    (root / "images").mkdir(parents=True)
+    cv2.imwrite(str(root / "images" / "IMG_0001.jpg"), np.full((8, 8, 3), 120, np.uint8))
+    (root / "notes.txt").write_text("kitchen, take 2")
+    return root
+
+
+def ns_process_data_folder(root: Path) -> Path:
+    photos_folder(root)
+    (root / "transforms.json").write_text(json.dumps({"frames": [{"file_path": "images/IMG_0001.jpg"}]}))
+    (root / "colmap").mkdir()
+    (root / "colmap" / "database.db").write_bytes(b"SQLite format 3\x00")
+    return root
+
+
+def changed_synth_output(root: Path, change: str) -> Path:
+    write_dataset(SynthOptions(output=root, num_frames=2, width=16, height=16, test_every=2))
+    if change == "added file":
+        (root / "transforms.json.orig").write_text((root / "transforms.json").read_text())
+    elif change == "edited file":
+        (root / "transforms.json").write_text((root / "transforms.json").read_text().replace("OPENCV", "PINHOLE"))
+    elif change == "trained run inside":
+        (root / "outputs" / "run").mkdir(parents=True)
+        (root / "outputs" / "run" / "config.yml").write_text("method_name: panoptic-lifting-lite")
+    elif change == "symlink":
+        (root / "link").symlink_to(root.parent)
+    return root
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (photos_folder, "has no plift_synth_files.json"),
+        (ns_process_data_folder, "has no plift_synth_files.json"),
+        (lambda r: changed_synth_output(r, "added file"), "1 files plift-synth did not write: transforms.json.orig"),
+        (lambda r: changed_synth_output(r, "edited file"), "were changed after plift-synth wrote them: transforms.json"),
+        (lambda r: changed_synth_output(r, "trained run inside"), "did not write: outputs/run/config.yml"),
+        (lambda r: changed_synth_output(r, "symlink"), "did not write: link"),
+    ],
+    ids=["photos", "ns-process-data", "added-file", "edited-file", "run-inside", "symlink"],
+)
+def test_overwrite_refuses_folders_it_cannot_prove_it_wrote(tmp_path: Path, make, why: str) -> None:
+    folder = make(tmp_path / "data")
+    before = digest(folder)
     result = subprocess.run(
-        [sys.executable, "-m", "plift_nerfstudio.synth.cli", "--output", str(tmp_path / "x"), "--num-frames", "1"],
+        [sys.executable, "-m", "plift_nerfstudio.synth.cli", "--output", str(folder), "--num-frames", "2",
+         "--width", "16", "--height", "16", "--test-every", "2", "--overwrite"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert str(folder) in message and why in message and "Nothing was deleted" in message, message
+    assert digest(folder) == before
+    assert not list(tmp_path.glob(".*incomplete"))
+
+
+def test_interrupted_run_leaves_the_earlier_output_and_the_next_run_cleans_up(tmp_path: Path, monkeypatch) -> None:
+    from plift_nerfstudio.synth import dataset
+
+    out = write_dataset(SynthOptions(output=tmp_path / "scene", num_frames=2, width=16, height=16, test_every=2))
+    before = digest(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dataset, "contact_row", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(SynthOptions(output=out, num_frames=2, width=16, height=16, test_every=2, seed=5, overwrite=True))
+    assert digest(out) == before
+    # a run killed outright leaves its staging folder: the next run removes it (it carries plift-synth's marker)
+    staging = tmp_path / ".scene.plift-synth-incomplete"
+    (staging / "images").mkdir(parents=True)
+    (staging / ".plift-synth-incomplete").write_text("")
+    monkeypatch.undo()
+    write_dataset(SynthOptions(output=out, num_frames=2, width=16, height=16, test_every=2, seed=5, overwrite=True))
+    assert digest(out) != before and not staging.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num-frames", "1"], "--num-frames must be at least 2"),
+        (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--num-frames", "5", "--test-every", "8"], "--num-frames 5 with --test-every 8 leaves no test frame"),
+    ],
+)
+def test_bad_option_gets_a_clear_error(tmp_path: Path, args, message) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "plift_nerfstudio.synth.cli", "--output", str(tmp_path / "x"), *args],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 2
-    assert "--num-frames must be at least 2" in result.stderr
+    assert message in " ".join(result.stderr.split())
     assert not (tmp_path / "x").exists()
 
 

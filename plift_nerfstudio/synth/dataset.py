@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Literal
@@ -16,6 +15,7 @@ from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION
 from plift_nerfstudio.labels.frame_labels import write_label_png
 from plift_nerfstudio.labels.ground_truth import GROUND_TRUTH_VERSION, GT_INSTANCES_KEY, GT_SEMANTICS_KEY
+from plift_nerfstudio.synth.output_folder import check_replaceable, staged_output
 from plift_nerfstudio.synth.noise import NOISE_PRESETS, MachineLabels, corrupt
 from plift_nerfstudio.synth.render import Intrinsics, Rendered, camera_path, render
 from plift_nerfstudio.synth.scene import ScenePreset, make_room
@@ -46,31 +46,28 @@ class SynthOptions:
     machine labels go to machine_labels/ (a label folder for plift-import-labels) and the ground truth to
     ground_truth/ (frames.json for plift-attach-ground-truth), both keyed by image file name."""
     overwrite: bool = False
-    """Replace an existing plift-synth output folder."""
+    """Replace an existing plift-synth output folder: only one that plift-synth wrote and nobody changed since
+    (its plift_synth_files.json lists every file with a checksum); anything else is refused and left untouched."""
     contact_sheet_frames: int = 4
     """Frames shown in contact_sheet.png."""
 
     def validate(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.num_frames < 2:
             raise ValueError(f"--num-frames must be at least 2, got {self.num_frames}")
         if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
             raise ValueError(f"--width and --height must lie in 16..4096, got {self.width}x{self.height}")
         if self.test_every < 2:
             raise ValueError(f"--test-every must be at least 2 (every k-th frame is held out), got {self.test_every}")
+        if self.num_frames < self.test_every:
+            raise ValueError(f"--num-frames {self.num_frames} with --test-every {self.test_every} leaves no test frame "
+                             f"(every {self.test_every}th frame is held out); give at least {self.test_every} frames "
+                             "or a smaller --test-every")
         if self.contact_sheet_frames < 1:
             raise ValueError(f"--contact-sheet-frames must be at least 1, got {self.contact_sheet_frames}")
         if self.noise not in NOISE_PRESETS:
             raise ValueError(f"unknown --noise {self.noise!r}; choose one of {sorted(NOISE_PRESETS)}")
-
-
-def _prepare_output(path: Path, overwrite: bool) -> None:
-    if path.exists() and any(path.iterdir()) if path.is_dir() else path.exists():
-        if not overwrite:
-            raise FileExistsError(f"{path}: exists and is not empty; pass --overwrite to replace it")
-        if not (path / "transforms.json").exists() and not (path / "images").exists():
-            raise FileExistsError(f"{path}: does not look like a plift-synth output; refusing to delete it")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
 
 
 def _save_rgb(path: Path, rgb: np.ndarray) -> None:
@@ -106,10 +103,20 @@ def _save_gt(root: Path, prefix: str, name: str, frame: Rendered) -> dict:
 
 
 def write_dataset(opts: SynthOptions) -> Path:
-    """Render, label and write the scene; returns the dataset folder."""
+    """Render, label and write the scene; returns the dataset folder.
+
+    The scene is written to a staging folder beside ``opts.output`` and moved into place when complete, so an
+    interrupted run leaves any earlier output as it was. ``--overwrite`` replaces only an output plift-synth wrote
+    and nobody changed (see ``synth/output_folder.py``).
+    """
     opts.validate()
-    _prepare_output(opts.output, opts.overwrite)
-    root = opts.output
+    check_replaceable(opts.output, opts.overwrite)  # before minutes of rendering
+    with staged_output(opts.output, opts.overwrite) as root:
+        _write_scene(opts, root)
+    return opts.output
+
+
+def _write_scene(opts: SynthOptions, root: Path) -> None:
     room = make_room(opts.seed, opts.scene)
     rng = np.random.default_rng(opts.seed + 7919)
     poses = camera_path(room, opts.num_frames, rng)
@@ -174,7 +181,6 @@ def write_dataset(opts: SynthOptions) -> Path:
         }
         (root / "transforms.json").write_text(json.dumps(meta, indent=1))
     _save_rgb(root / "contact_sheet.png", np.concatenate(sheet, axis=0))
-    return root
 
 
 def _ensure_dir(path: Path) -> Path:
