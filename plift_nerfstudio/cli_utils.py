@@ -7,6 +7,9 @@ from typing import Callable, Type, TypeVar
 
 import tyro
 from rich.console import Console
+from rich.text import Text
+
+from plift_nerfstudio.errors import BAD_INPUT_EXIT_CODE
 
 T = TypeVar("T")
 
@@ -19,5 +22,10 @@ def run_cli(main: Callable[[T], object], options: Type[T], description: str, pro
     try:
         main(opts)
     except USER_ERRORS as err:
-        Console(stderr=True).print(f"[bold red]{prog}: {err}")
-        sys.exit(2)
+        print_user_error(prog, err)
+        sys.exit(BAD_INPUT_EXIT_CODE)
+
+
+def print_user_error(prog: str, err: BaseException) -> None:
+    """'<prog>: <message>' on stderr as one line (never wrapped, so paths stay whole; no markup read in it)."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(Text(f"{prog}: {err}", style="bold red"))

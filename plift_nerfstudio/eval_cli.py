@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 
 from plift_nerfstudio.cli_utils import run_cli
+from plift_nerfstudio.labels.errors import LabelFileError
 from rich.table import Table
 
 ROWS = (
@@ -68,18 +69,17 @@ def grid_png(renders, path: Path) -> None:
 
 
 def main(opts: EvalOptions) -> Dict:
-    from nerfstudio.utils.eval_utils import eval_setup
-
     from plift_nerfstudio.evaluation import dataset_has_ground_truth, render_eval_views, score_views
+    from plift_nerfstudio.labels.dataset_labels import transforms_path_of
+    from plift_nerfstudio.runs import load_trained_pipeline
 
-    _, pipeline, _, step = eval_setup(opts.load_config, test_mode="test")
+    _, pipeline, _, step = load_trained_pipeline(opts.load_config, test_mode="test")
+    data = pipeline.datamanager.config.dataparser.data  # type: ignore[attr-defined]
     views = render_eval_views(pipeline, keep_renders=opts.grid_views)
     if not dataset_has_ground_truth(pipeline, views.image_filenames):
-        data = pipeline.datamanager.config.dataparser.data  # type: ignore[attr-defined]
-        raise SystemExit(
-            f"{data}: the test frames have no ground-truth maps ('gt_semantics_path'/'gt_instances_path'), so there is "
-            "nothing to score against; ns-eval still reports PSNR/SSIM"
-        )
+        raise LabelFileError(transforms_path_of(data), "its test frames have no ground-truth maps "
+                             "('gt_semantics_path'/'gt_instances_path'), so there is nothing to score against (attach "
+                             "them with plift-attach-ground-truth); ns-eval still reports PSNR/SSIM")
     result = score_views(pipeline, views)
     out_dir = opts.output_dir or opts.load_config.parent
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from torch import Tensor
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.labels.dataset_labels import frames_for_images
 from plift_nerfstudio.labels.errors import LabelFileError
-from plift_nerfstudio.labels.frame_labels import read_label_png
+from plift_nerfstudio.labels.frame_labels import INSTANCES_KEY, SEMANTICS_KEY, check_panoptic_maps, read_label_png
 from plift_nerfstudio.labels.ground_truth import GT_INSTANCES_KEY, GT_SEMANTICS_KEY
 from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_panoptic_quality
 from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette
@@ -56,7 +56,8 @@ class EvaluationResult:
     renders: List[Dict[str, np.ndarray]] = field(default_factory=list)
 
 
-def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw) -> ViewSet:
+def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw, table: ClassTable) -> ViewSet:
+    """The class and instance maps the frames' ``sem_key``/``inst_key`` point to, checked against the table."""
     sems, insts = [], []
     for frame in frames:
         if sem_key not in frame or inst_key not in frame:
@@ -65,6 +66,7 @@ def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw) -
         inst = read_label_png(root / frame[inst_key])
         if sem.shape != tuple(hw) or inst.shape != tuple(hw):
             raise LabelFileError(root / frame[sem_key], f"size {sem.shape[::-1]} differs from the render {tuple(hw)[::-1]}")
+        check_panoptic_maps(sem, inst, root / frame[sem_key], root / frame[inst_key], table)
         sems.append(sem.astype(np.int64))
         insts.append(inst.astype(np.int64))
     return ViewSet(torch.from_numpy(np.stack(sems)), torch.from_numpy(np.stack(insts)))
@@ -154,8 +156,8 @@ def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:
     data_dir = transforms_path.parent
     table: ClassTable = pipeline.model.class_table  # type: ignore[attr-defined]
     hw = tuple(views.ids.semantics.shape[1:])
-    gt = load_maps(data_dir, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw)
-    machine = load_maps(data_dir, frames, "semantics_path", "instances_path", hw)
+    gt = load_maps(data_dir, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw, table)
+    machine = load_maps(data_dir, frames, SEMANTICS_KEY, INSTANCES_KEY, hw, table)
     ours = segmentation_scores(views.ids, gt, table, scene_level=True)
     ours.update({k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")})
     machine_scores = segmentation_scores(machine, gt, table, scene_level=False)

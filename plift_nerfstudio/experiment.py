@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional
 from nerfstudio.engine.trainer import TrainerConfig
 
 from plift_nerfstudio.evaluation import EvaluationResult, evaluate_pipeline
+from plift_nerfstudio.runs import load_trained_pipeline
 from plift_nerfstudio.schedulers import FloatExponentialDecaySchedulerConfig
 
 
@@ -78,8 +79,6 @@ class RunResult:
 
 def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0) -> RunResult:
     """Train with nerfstudio's Trainer, reload the last checkpoint in test mode and score the test views."""
-    from nerfstudio.utils.eval_utils import eval_setup
-
     import random
 
     import numpy as np
@@ -95,5 +94,5 @@ def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0) -> RunResul
     seconds = time.perf_counter() - start
     config_path = config.get_base_dir() / "config.yml"
     del trainer
-    _, pipeline, _, _ = eval_setup(config_path, test_mode="test")
+    _, pipeline, _, _ = load_trained_pipeline(config_path, test_mode="test")
     return RunResult(config_path, seconds, evaluate_pipeline(pipeline, keep_renders=keep_renders))

@@ -33,7 +33,9 @@ class ImportOptions:
     """COCO: class mapping, 'scannet21' (the demo scenes' 21 classes, the default), 'scannet31' (captures) or a
     mapping JSON file. A label folder brings its own class table."""
     overwrite: bool = False
-    """Relabel frames that already have labels (default: skip them, so an interrupted import resumes)."""
+    """Relabel the frames that have a prediction, into a new label set that replaces the old one in one atomic
+    switch of transforms.json (default: skip labelled frames, so an interrupted import resumes). Refused when
+    labelled frames without a prediction would keep labels under another class table."""
 
 
 def main(opts: ImportOptions) -> ImportReport:
@@ -49,13 +51,21 @@ def main(opts: ImportOptions) -> ImportReport:
         report = import_coco_panoptic(opts.data, opts.predictions, opts.png_dir, opts.mapping or "scannet21",
                                       opts.overwrite)
     console = Console()
-    console.print(f"[green]Imported {len(report.imported)} frames[/] into {report.transforms} "
-                  f"(kept a copy of the original as {report.transforms.name}.orig)")
+    if report.label_set is not None:
+        console.print(f"[green]Imported {len(report.imported)} frames[/] into the label set {report.label_set}/ of "
+                      f"{report.transforms} (the file as it was before the first change is kept as "
+                      f"{report.transforms.name}.orig)")
+    else:
+        console.print(f"Nothing to import into {report.transforms}.")
     if report.skipped_labelled:
         console.print(f"Skipped {len(report.skipped_labelled)} frames that already have labels (--overwrite relabels).")
-    if report.frames_without_prediction:
-        console.print(f"[yellow]{len(report.frames_without_prediction)} frames have no prediction[/] and stay "
-                      f"unlabelled, e.g. {report.frames_without_prediction[0]}; training needs every frame labelled.")
+    if report.kept_without_prediction:
+        console.print(f"{len(report.kept_without_prediction)} frames have no prediction and keep the labels they had "
+                      f"(same class table), e.g. {report.kept_without_prediction[0]}.")
+    unlabelled = [f for f in report.frames_without_prediction if f not in set(report.kept_without_prediction)]
+    if unlabelled:
+        console.print(f"[yellow]{len(unlabelled)} frames have no prediction[/] and stay unlabelled, e.g. "
+                      f"{unlabelled[0]}; training needs every frame labelled.")
     if report.predictions_without_frame:
         console.print(f"[yellow]{len(report.predictions_without_frame)} predictions match no frame[/] "
                       f"(matched by file stem), e.g. {report.predictions_without_frame[0]}.")

@@ -31,7 +31,7 @@ from plift_nerfstudio.labels.mask2former_tta import (
     load_mask2former,
     source_categories_of,
 )
-from plift_nerfstudio.labels.writer import frame_is_labelled, record_labels, refuse_mixed_class_tables, write_frame_labels
+from plift_nerfstudio.labels.writer import FrameLabelArrays, LabelSetWriter, frame_is_labelled, refuse_mixed_class_tables
 
 DEFAULT_MODEL = "facebook/mask2former-swin-large-coco-panoptic"
 
@@ -62,7 +62,8 @@ class SegmentOptions:
     batch_size: int = 1
     """Frames per forward pass."""
     overwrite: bool = False
-    """Relabel frames that already have labels."""
+    """Relabel every frame, into a new label set that replaces the old one when all frames are done (an interrupted
+    relabelling leaves the old labels in force and starts over when run again)."""
     record_every: int = 10
     """Frames between updates of transforms.json (progress survives an interruption)."""
 
@@ -111,7 +112,11 @@ def main(opts: SegmentOptions) -> SegmentReport:
     done = [not opts.overwrite and frame_is_labelled(root, f) for f in frames]
     todo = [f for f, d in zip(frames, done) if not d]
     report = SegmentReport(transforms, skipped=[f["file_path"] for f, d in zip(frames, done) if d])
-    refuse_mixed_class_tables(opts.data, mapping.target, len(report.skipped))
+    refuse_mixed_class_tables(opts.data, mapping.target, report.skipped, opts.overwrite)
+    if not todo:
+        console.print(f"plift-segment: all {len(frames)} frames are labelled already (--overwrite relabels them)")
+        return report
+    writer = LabelSetWriter(opts.data, mapping.target, relabel=opts.overwrite)
     segmenter = TTASegmenter(net, mapping, augmentations,
                              SegmenterOptions(opts.min_segment_score, opts.max_size, opts.theta), device)
     console.print(f"plift-segment: {len(todo)} frames to label ({len(report.skipped)} already labelled), "
@@ -120,29 +125,35 @@ def main(opts: SegmentOptions) -> SegmentReport:
     pending: Dict[str, Dict[str, str]] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn()]
-    with Progress(*columns) as progress:
-        task = progress.add_task("Segmenting frames", total=len(todo))
-        for first in range(0, len(todo), opts.batch_size):
-            batch = todo[first:first + opts.batch_size]
-            images = [read_rgb(root / f["file_path"]) for f in batch]
-            sizes = {im.shape[:2] for im in images}
-            if len(sizes) > 1:
-                raise LabelFileError(root / batch[0]["file_path"], f"frames of one batch differ in size {sorted(sizes)}; "
-                                                                   "use --batch-size 1")
-            for frame, image, fused in zip(batch, images, segmenter.label(images)):
-                semantics, instances = full_size(fused, image.shape[:2])
-                pending[frame["file_path"]] = write_frame_labels(root, frame["file_path"], semantics, instances,
-                                                                 fused.class_probs_hwc, fused.confidence_hw)
-                report.labelled.append(frame["file_path"])
-                progress.advance(task)
-            if len(pending) >= opts.record_every:
-                record_labels(opts.data, pending, mapping.target)
-                pending = {}
-    if pending or not report.skipped:
-        record_labels(opts.data, pending, mapping.target)
+    try:
+        with Progress(*columns) as progress:
+            task = progress.add_task("Segmenting frames", total=len(todo))
+            for first in range(0, len(todo), opts.batch_size):
+                batch = todo[first:first + opts.batch_size]
+                images = [read_rgb(root / f["file_path"]) for f in batch]
+                sizes = {im.shape[:2] for im in images}
+                if len(sizes) > 1:
+                    raise LabelFileError(root / batch[0]["file_path"], f"frames of one batch differ in size {sorted(sizes)}; "
+                                                                       "use --batch-size 1")
+                for frame, image, fused in zip(batch, images, segmenter.label(images)):
+                    semantics, instances = full_size(fused, image.shape[:2])
+                    labels = FrameLabelArrays(semantics, instances, fused.class_probs_hwc, fused.confidence_hw)
+                    pending[frame["file_path"]] = writer.write(frame["file_path"], labels)
+                    report.labelled.append(frame["file_path"])
+                    progress.advance(task)
+                # progress is recorded as it goes, so an interrupted run resumes; a relabelling switches only when
+                # complete, so an interrupted one leaves the old labels in force
+                if not opts.overwrite and len(pending) >= opts.record_every:
+                    writer.commit(pending)
+                    pending = {}
+    except BaseException:
+        writer.discard()  # a set never committed (a committed one keeps the frames recorded so far)
+        raise
+    if pending:
+        writer.commit(pending)
     report.seconds = time.perf_counter() - start
-    console.print(f"[green]Labelled {len(report.labelled)} frames in {report.seconds:.1f} s[/]; class table "
-                  f"{root / 'labels/classes.json'} ({mapping.target.num_classes} classes); {transforms} updated")
+    console.print(f"[green]Labelled {len(report.labelled)} frames in {report.seconds:.1f} s[/] into the label set "
+                  f"{root / writer.name} ({mapping.target.num_classes} classes); {transforms} updated")
     return report
 
 

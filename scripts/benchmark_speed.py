@@ -188,9 +188,9 @@ def main(opts: SpeedOptions) -> Dict:
         pipeline, optimizers, step = trainer.pipeline, trainer.optimizers, opts.warmup_steps
     else:
         from nerfstudio.engine.optimizers import Optimizers
-        from nerfstudio.utils.eval_utils import eval_setup
+        from plift_nerfstudio.runs import load_trained_pipeline
 
-        loaded_config, pipeline, _, step = eval_setup(opts.load_config, test_mode="val")
+        loaded_config, pipeline, _, step = load_trained_pipeline(opts.load_config, test_mode="val")
         datamanager_config = pipeline.datamanager.config
         datamanager_config.train_num_rays_per_batch, datamanager_config.single_image_num_rays = opts.rays - image_rays, image_rays
         pipeline.datamanager.setup_train()  # the pixel sampler takes the batch size from the config

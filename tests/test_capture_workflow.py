@@ -100,7 +100,14 @@ def test_renumbered_frames_are_refused_before_anything_is_written(capture, tmp_p
     # frame 5's file now shows frame 6: a renumbering would attach the wrong ground truth
     shutil.copy(capture / "images" / "frame_00006.png", data / "images" / "frame_00005.png")
     before = (data / "transforms.json").read_text()
-    with pytest.raises(LabelFileError, match="frame_00005.png: is not the image .*renumbered"):
+    with pytest.raises(LabelFileError, match="frame_00005.png: shows the pixels of frame_00006.png, not of .*renumbered"):
+        attach_main(AttachOptions(data=data, ground_truth=capture / "ground_truth" / "frames.json"))
+    assert (data / "transforms.json").read_text() == before and not (data / "ground_truth").exists()
+    # an image edited (not another frame) is refused with the difference measured
+    pixels = cv2.imread(str(capture / "images" / "frame_00005.png"))
+    cv2.imwrite(str(data / "images" / "frame_00005.png"), np.clip(pixels.astype(int) + 9, 0, 255).astype(np.uint8))
+    with pytest.raises(LabelFileError, match="frame_00005.png: is not the image .*mean absolute difference is [0-9.]+ "
+                                             "per 8-bit channel, more than the 2.0"):
         attach_main(AttachOptions(data=data, ground_truth=capture / "ground_truth" / "frames.json"))
     assert (data / "transforms.json").read_text() == before and not (data / "ground_truth").exists()
 

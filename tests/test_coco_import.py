@@ -125,3 +125,126 @@ def test_bad_predictions_are_refused_naming_the_file(tmp_path):
     with pytest.raises(LabelFileError, match="bad.json: expected an object with a list 'annotations'"):
         import_coco_panoptic(root, tmp_path / "bad.json")
     assert not (root / "labels").exists()  # nothing written before the errors
+
+
+def checksums(root: Path) -> dict:
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def add_unpredicted_frame(root: Path) -> None:
+    """A third frame, labelled by hand in the dataset, for which the predictions have nothing."""
+    cv2.imwrite(str(root / "images" / "frame_00003.jpg"), np.full((H, W, 3), 90, np.uint8))
+    meta = json.loads((root / "transforms.json").read_text())
+    meta["frames"].append({"file_path": "images/frame_00003.jpg", "transform_matrix": np.eye(4).tolist()})
+    (root / "transforms.json").write_text(json.dumps(meta))
+
+
+def test_partial_relabel_under_another_class_table_is_refused_and_changes_nothing(tmp_path):
+    root = tmp_path / "scene"
+    make_dataset(root)
+    add_unpredicted_frame(root)
+    preds = tmp_path / "preds" / "panoptic.json"
+    full = json.loads(preds.read_text())
+    # label all three frames under the 21-class table (the third from a prediction file of its own)
+    with_third = tmp_path / "preds3" / "panoptic.json"
+    (with_third.parent / "panoptic").mkdir(parents=True)
+    for i in (1, 2, 3):
+        segment_png(with_third.parent / "panoptic" / f"frame_{i:05d}.png", read_ids(preds, 1))
+    third = dict(full["annotations"][0], file_name="frame_00003.png")
+    with_third.write_text(json.dumps({"annotations": full["annotations"][:2] + [third]}))
+    import_coco_panoptic(root, with_third)
+    before = checksums(root)
+    # relabel with the 31-class table, but the predictions cover only frames 1 and 2: frame 3 would keep ids of
+    # the 21-class table under a 31-class table
+    result = run_import_cli(["--data", str(root), "--predictions", str(preds), "--mapping", "scannet31", "--overwrite"])
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "transforms.json: --overwrite relabels the frames that have a prediction" in message
+    assert "images/frame_00003.jpg" in message and "Nothing was written" in message
+    assert checksums(root) == before
+
+
+def run_import_cli(args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "plift_nerfstudio.import_cli", *args], capture_output=True, text=True)
+
+
+def read_ids(preds_json: Path, frame: int) -> np.ndarray:
+    from plift_nerfstudio.labels.coco_import import read_segment_ids
+
+    return read_segment_ids(preds_json.parent / "panoptic" / f"frame_{frame:05d}.png")
+
+
+def test_relabel_is_a_new_label_set_switched_in_one_step(tmp_path):
+    root = tmp_path / "scene"
+    make_dataset(root)
+    preds = tmp_path / "preds" / "panoptic.json"
+    original_transforms = (root / "transforms.json").read_text()
+    import_coco_panoptic(root, preds)
+    labelled = (root / "transforms.json").read_text()
+    old_files = checksums(root / "labels")
+    report = import_coco_panoptic(root, preds, mapping="scannet31", overwrite=True)
+    assert report.label_set == "labels-2" and len(report.imported) == 2
+    meta = json.loads((root / "transforms.json").read_text())
+    assert meta["panoptic_labels"]["class_table"] == "labels-2/classes.json"
+    assert all(f["semantics_path"].startswith("labels-2/") for f in meta["frames"])
+    assert load_class_table_of_dataset(root).num_classes == 31
+    assert load(root, "frame_00001").semantics.max() > 0
+    assert checksums(root / "labels") == old_files  # the old set is untouched
+    assert (root / "transforms.json.orig").read_text() == original_transforms
+    # putting the labelled transforms.json back restores the 21-class labels exactly
+    (root / "transforms.json").write_text(labelled)
+    assert load_class_table_of_dataset(root) == scannet21_class_table()
+    np.testing.assert_array_equal(load(root, "frame_00001").semantics, expected_maps()[0])
+
+
+def test_interrupted_relabel_leaves_the_old_labels_in_force(tmp_path, monkeypatch):
+    from plift_nerfstudio.labels import writer
+
+    root = tmp_path / "scene"
+    make_dataset(root)
+    preds = tmp_path / "preds" / "panoptic.json"
+    import_coco_panoptic(root, preds)
+    before = checksums(root)
+    real_write = writer.LabelSetWriter.write
+    calls = []
+
+    def write_then_die(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after the first frame's files were written
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(writer.LabelSetWriter, "write", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        import_coco_panoptic(root, preds, mapping="scannet31", overwrite=True)
+    assert checksums(root) == before  # transforms.json, labels/ and .orig as they were; no staging folder left
+    monkeypatch.undo()
+    # a run killed outright leaves its staging folder: the next relabelling starts over in it
+    (root / "labels-2.incomplete" / "semantics").mkdir(parents=True)
+    (root / "labels-2.incomplete" / writer.STAGING_MARKER).write_text("")
+    report = import_coco_panoptic(root, preds, mapping="scannet31", overwrite=True)
+    assert report.label_set == "labels-2" and not (root / "labels-2.incomplete").exists()
+    assert load_class_table_of_dataset(root).num_classes == 31
+
+
+def test_same_table_relabel_of_some_frames_keeps_the_others(tmp_path):
+    root = tmp_path / "scene"
+    make_dataset(root)
+    preds = tmp_path / "preds" / "panoptic.json"
+    import_coco_panoptic(root, preds)
+    only_first = tmp_path / "preds" / "first.json"
+    annotations = json.loads(preds.read_text())["annotations"]
+    only_first.write_text(json.dumps({"annotations": annotations[:1]}))
+    report = import_coco_panoptic(root, only_first, png_dir=tmp_path / "preds" / "panoptic", overwrite=True)
+    assert report.imported == ["images/frame_00001.jpg"]
+    assert report.kept_without_prediction == ["images/frame_00002.jpg"]
+    meta = json.loads((root / "transforms.json").read_text())
+    assert [f["semantics_path"].split("/")[0] for f in meta["frames"]] == ["labels-2", "labels"]
+    for name in ("frame_00001", "frame_00002"):
+        np.testing.assert_array_equal(load(root, name).semantics, expected_maps()[0])

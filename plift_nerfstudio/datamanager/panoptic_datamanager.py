@@ -19,6 +19,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
 from plift_nerfstudio.labels.dataset_labels import (
+    check_transforms,
     frame_label_files,
     load_class_table_of_dataset,
     load_label_store,
@@ -44,6 +45,11 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
 class PanopticDataManager(VanillaDataManager[InputDataset]):
     config: PanopticDataManagerConfig
     labels: Optional[PanopticLabelStore] = None
+
+    def __init__(self, config: PanopticDataManagerConfig, *args, **kwargs) -> None:
+        # nerfstudio's parser would stop on a malformed transforms.json without naming it
+        check_transforms(config.dataparser.data)
+        super().__init__(config, *args, **kwargs)
 
     def create_train_dataset(self) -> InputDataset:
         self.class_table = load_class_table_of_dataset(self.config.dataparser.data)

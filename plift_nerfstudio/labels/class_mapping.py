@@ -82,6 +82,9 @@ def load_class_mapping(
     the file's table; anything else raises LabelFileError naming the file and the offending names.
     """
     path = BUILTIN_MAPPINGS.get(str(name_or_path), Path(name_or_path))
+    if not path.is_file():
+        raise LabelFileError(path, f"--mapping {str(name_or_path)!r} is neither a built-in mapping "
+                                   f"({', '.join(sorted(BUILTIN_MAPPINGS))}) nor an existing mapping file")
     source = list(source) if source is not None else coco_panoptic_categories()
     data = read_json_file(path, "class mapping file")
     if not isinstance(data, dict) or data.get("version") != MAPPING_VERSION:

@@ -52,14 +52,27 @@ class ClassTable:
     def from_entries(cls, entries: Sequence[dict], source: str = "<memory>") -> "ClassTable":
         if not isinstance(entries, (list, tuple)) or len(entries) == 0:
             raise LabelFileError(source, "'classes' must be a non-empty list")
-        entries = sorted(entries, key=lambda e: e.get("id", -1) if isinstance(e, dict) else -1)
-        names, things, colors = [], [], []
-        for expected_id, entry in enumerate(entries, start=1):
+        for entry in entries:
             if not isinstance(entry, dict):
                 raise LabelFileError(source, f"class entry {entry!r} is not an object")
             for key in ("id", "name", "thing", "color"):
                 if key not in entry:
                     raise LabelFileError(source, f"class entry {entry!r} lacks the key '{key}'")
+            if not isinstance(entry["id"], int) or isinstance(entry["id"], bool):
+                raise LabelFileError(source, f"class {entry['name']!r}: 'id' must be an integer, found {entry['id']!r}")
+        for key in ("id", "name"):
+            seen: dict = {}
+            for entry in entries:
+                value = entry[key] if key == "id" else str(entry[key])
+                other = entry["name"] if key == "id" else entry["id"]
+                if value in seen:
+                    both = "classes" if key == "id" else "ids"
+                    raise LabelFileError(source, f"duplicate class {key} {value!r} ({both} {seen[value]!r} and "
+                                                 f"{other!r}); each class needs its own id and name")
+                seen[value] = other
+        entries = sorted(entries, key=lambda e: e["id"])
+        names, things, colors = [], [], []
+        for expected_id, entry in enumerate(entries, start=1):
             if entry["id"] != expected_id:
                 raise LabelFileError(
                     source,

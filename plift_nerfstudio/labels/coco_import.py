@@ -34,7 +34,10 @@ def read_segment_ids(png: Path) -> np.ndarray:
 def labels_from_segments(
     segment_ids_hw: np.ndarray, segments_info: List[dict], mapping: ClassMapping, source: str
 ) -> FrameLabelArrays:
-    """Class, instance and (with scores) confidence maps of one frame; ``source`` names the PNG in errors."""
+    """Class, instance and (with scores) confidence maps of one frame; ``source`` names the PNG in errors.
+
+    ``segments_info`` must have passed :func:`check_segments_info`.
+    """
     target_of = mapping.target_of_id()
     things = set(mapping.target.thing_ids)
     semantics = np.zeros(segment_ids_hw.shape, np.uint16)
@@ -44,11 +47,7 @@ def labels_from_segments(
     scored = any("score" in s for s in segments_info)
     next_instance = 1
     for seg in segments_info:
-        if not isinstance(seg, dict) or "id" not in seg or "category_id" not in seg:
-            raise LabelFileError(source, f"segments_info entry {seg!r} lacks 'id' or 'category_id'")
-        if seg["category_id"] not in target_of:
-            raise LabelFileError(source, f"segment {seg['id']} has category_id {seg['category_id']}, which is not a "
-                                         "category of the predictions")
+        score = float(seg.get("score", 1.0))
         known.add(int(seg["id"]))
         cls = target_of[seg["category_id"]]
         mask = segment_ids_hw == int(seg["id"])
@@ -58,9 +57,6 @@ def labels_from_segments(
         if cls in things:
             instances[mask] = next_instance
             next_instance += 1
-        score = float(seg.get("score", 1.0))
-        if not 0.0 <= score <= 1.0:
-            raise LabelFileError(source, f"segment {seg['id']} has score {score}, outside [0, 1]")
         confidence[mask] = score
     stray = np.setdiff1d(np.unique(segment_ids_hw), np.array(sorted(known)))
     if stray.size:
@@ -72,6 +68,25 @@ def labels_from_segments(
     probs[labelled, semantics[labelled].astype(np.int64) - 1] = 1.0
     confidence[~labelled] = 0.0
     return FrameLabelArrays(semantics, instances, probs, confidence)
+
+
+def check_segments_info(segments_info: List[dict], categories: Dict[int, object], where: Path, frame: str) -> None:
+    """Each segment of one annotation has an integer ``id``, a known ``category_id`` and, if given, a ``score`` in
+    [0, 1] (whether or not it covers any pixel); else LabelFileError naming the JSON file and the frame."""
+    for seg in segments_info:
+        if not isinstance(seg, dict) or "id" not in seg or "category_id" not in seg:
+            raise LabelFileError(where, f"annotation {frame!r}: segments_info entry {seg!r} lacks 'id' or 'category_id'")
+        if isinstance(seg["id"], bool) or not isinstance(seg["id"], int):
+            raise LabelFileError(where, f"annotation {frame!r}: segment id {seg['id']!r} is not an integer")
+        if seg["category_id"] not in categories:
+            raise LabelFileError(where, f"annotation {frame!r}: segment {seg['id']} has category_id "
+                                        f"{seg['category_id']}, which is not a category of the predictions")
+        score = seg.get("score", 1.0)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise LabelFileError(where, f"annotation {frame!r}: segment {seg['id']} has score {score!r}, which is not "
+                                        "a number")
+        if not 0.0 <= float(score) <= 1.0:
+            raise LabelFileError(where, f"annotation {frame!r}: segment {seg['id']} has score {score}, outside [0, 1]")
 
 
 def _read_frame(png: Path, segments_info: List[dict], mapping: ClassMapping, image: Path) -> FrameLabelArrays:
@@ -114,6 +129,7 @@ def import_coco_panoptic(
     for ann in predictions["annotations"]:
         if not isinstance(ann, dict) or "file_name" not in ann or not isinstance(ann.get("segments_info"), list):
             raise LabelFileError(predictions_json, f"annotation {str(ann)[:80]} lacks 'file_name' or 'segments_info'")
+        check_segments_info(ann["segments_info"], class_mapping.target_of_id(), predictions_json, str(ann["file_name"]))
         readers_by_stem[Path(ann["file_name"]).stem] = partial(_read_frame, png_dir / ann["file_name"],
                                                                ann["segments_info"], class_mapping)
     return import_frames_by_stem(data, readers_by_stem, class_mapping.target, overwrite, "panoptic predictions")

@@ -41,6 +41,17 @@ def read_transforms(data: Path) -> Tuple[dict, Path]:
     return read_json_file(path, "transforms file"), path
 
 
+def check_transforms(data: Path) -> dict:
+    """``transforms.json`` parsed, with the frame list nerfstudio needs; else LabelFileError naming the file."""
+    meta, path = read_transforms(data)
+    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list) or not meta["frames"]:
+        raise LabelFileError(path, "must be an object with a non-empty list 'frames' (as ns-process-data writes it)")
+    for index, frame in enumerate(meta["frames"]):
+        if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
+            raise LabelFileError(path, f"frame {index} ({str(frame)[:60]}) lacks 'file_path' or 'transform_matrix'")
+    return meta
+
+
 def load_class_table_of_dataset(data: Path) -> ClassTable:
     """The class table a dataset's ``transforms.json`` points to."""
     meta, path = read_transforms(data)

@@ -107,13 +107,19 @@ def read_class_probs(path: Path, num_classes: int, image_hw: Tuple[int, int]) ->
     H, W = image_hw
     if abs(h / w - H / W) > max(1.0 / h, 1.0 / w) + 1e-6:
         raise LabelFileError(path, f"size {w}x{h} has another aspect ratio than its image ({W}x{H})")
-    if not (np.isfinite(probs).all() and np.isfinite(confidence).all()):
-        raise LabelFileError(path, "contains NaN or infinite values")
-    if probs.min() < 0 or confidence.min() < 0 or confidence.max() > 1.0 + 1e-3:
-        raise LabelFileError(path, "probabilities must be >= 0 and confidences within [0, 1]")
+    for name, array in (("class_probs", probs), ("confidence", confidence)):
+        if not np.isfinite(array).all():
+            raise LabelFileError(path, f"'{name}' holds {int((~np.isfinite(array)).sum())} NaN or infinite values")
+        if array.min() < 0:
+            raise LabelFileError(path, f"'{name}' holds {int((array < 0).sum())} negative values (lowest "
+                                       f"{float(array.min()):.3g}); it must be >= 0")
+    if confidence.max() > 1.0 + 1e-3:
+        raise LabelFileError(path, f"'confidence' holds {int((confidence > 1.0 + 1e-3).sum())} values above 1 (highest "
+                                   f"{float(confidence.max()):.3g}); confidences lie in [0, 1]")
     sums = probs.sum(-1, keepdims=True)
     if (sums > 1.0 + 1e-2).any():
-        raise LabelFileError(path, "class distributions must sum to at most 1 per pixel")
+        raise LabelFileError(path, f"'class_probs' sums to more than 1 at {int((sums > 1.0 + 1e-2).sum())} pixels "
+                                   f"(up to {float(sums.max()):.3g}); each pixel's distribution sums to at most 1")
     probs = np.where(sums > 0, probs / np.maximum(sums, 1e-12), 0.0)
     return probs.astype(np.float16), np.clip(confidence, 0.0, 1.0).astype(np.float16)
 
@@ -127,6 +133,25 @@ def check_class_ids(semantics_hw: np.ndarray, path: Path, class_table: ClassTabl
         )
 
 
+def check_panoptic_maps(
+    semantics_hw: np.ndarray, instances_hw: np.ndarray, semantics_path: Path, instances_path: Path, class_table: ClassTable
+) -> None:
+    """Class ids within the table and instance ids on thing pixels only (machine labels and ground truth alike);
+    else LabelFileError naming the offending file."""
+    check_class_ids(semantics_hw, semantics_path, class_table)
+    is_thing_lut = np.array([False] + list(class_table.is_thing))
+    on_stuff = (instances_hw > 0) & ~is_thing_lut[semantics_hw]
+    if on_stuff.any():
+        ys, xs = np.nonzero(on_stuff)
+        cls = int(semantics_hw[ys[0], xs[0]])
+        what = "void" if cls == 0 else f"stuff class {cls} ({class_table.names[cls - 1]})"
+        raise LabelFileError(
+            instances_path,
+            f"{int(on_stuff.sum())} pixels carry an instance id on {what} or other non-thing pixels "
+            f"(first at x={xs[0]}, y={ys[0]}); instance ids belong on thing pixels only",
+        )
+
+
 def load_frame_labels(
     files: FrameLabelFiles,
     class_table: ClassTable,
@@ -136,18 +161,7 @@ def load_frame_labels(
     """Read and validate one frame's label files against the class table and the image size."""
     semantics = fit_label_map(read_label_png(files.semantics), files.semantics, image_hw, original_hw)
     instances = fit_label_map(read_label_png(files.instances), files.instances, image_hw, original_hw)
-    check_class_ids(semantics, files.semantics, class_table)
-    is_thing_lut = np.array([False] + list(class_table.is_thing))
-    on_stuff = (instances > 0) & ~is_thing_lut[semantics]
-    if on_stuff.any():
-        ys, xs = np.nonzero(on_stuff)
-        cls = int(semantics[ys[0], xs[0]])
-        what = "void" if cls == 0 else f"stuff class {cls} ({class_table.names[cls - 1]})"
-        raise LabelFileError(
-            files.instances,
-            f"{int(on_stuff.sum())} pixels carry an instance id on {what} or other non-thing pixels "
-            f"(first at x={xs[0]}, y={ys[0]}); instance ids belong on thing pixels only",
-        )
+    check_panoptic_maps(semantics, instances, files.semantics, files.instances, class_table)
     labels = FrameLabels(semantics=semantics.astype(np.int16), instances=instances.astype(np.int32))
     if files.class_probs is not None:
         labels.class_probs, labels.confidence = read_class_probs(files.class_probs, class_table.num_classes, image_hw)

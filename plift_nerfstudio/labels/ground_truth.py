@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ import numpy as np
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.labels.dataset_labels import LABELS_SECTION, load_class_table_of_dataset, read_transforms
 from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
-from plift_nerfstudio.labels.frame_labels import check_class_ids, read_image, read_label_png, write_label_png
+from plift_nerfstudio.labels.frame_labels import check_panoptic_maps, read_image, read_label_png, write_label_png
 from plift_nerfstudio.labels.writer import rewrite_transforms
 from plift_nerfstudio.pose_alignment import similarity_aligned_errors
 
@@ -75,14 +75,32 @@ def _read_ground_truth_file(gt_json: Path) -> dict:
     return gt
 
 
-def check_same_image(dataset_pixels: np.ndarray, dataset_image: Path, original_image: Path) -> None:
+def mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute 8-bit difference of two images of one shape (inf when the shapes differ)."""
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def check_same_image(dataset_pixels: np.ndarray, dataset_image: Path, original_image: Path,
+                     other_originals: Sequence[Path] = ()) -> None:
     """Refuse a dataset image (its colour pixels, read from ``dataset_image``) that does not show the original's
-    pixels (a renumbered or different frame)."""
-    a = dataset_pixels.astype(np.float32)
-    b = read_image(original_image, "original image", cv2.IMREAD_COLOR).astype(np.float32)
-    if a.shape != b.shape or float(np.abs(a - b).mean()) > SAME_IMAGE_MAX_MEAN_ABS_DIFF:
-        raise LabelFileError(dataset_image, f"is not the image {original_image} its ground truth belongs to; were the "
-                                            "frames renumbered? (frames are matched by file stem)")
+    pixels, saying by how much it differs and, if it shows one of ``other_originals``, which (a renumbering)."""
+    original = read_image(original_image, "original image", cv2.IMREAD_COLOR)
+    difference = mean_abs_difference(dataset_pixels, original)
+    if difference <= SAME_IMAGE_MAX_MEAN_ABS_DIFF:
+        return
+    for other in other_originals:
+        if other != original_image and mean_abs_difference(dataset_pixels, read_image(other, "original image", cv2.IMREAD_COLOR)) <= SAME_IMAGE_MAX_MEAN_ABS_DIFF:
+            raise LabelFileError(dataset_image, f"shows the pixels of {other.name}, not of {original_image}: the frames "
+                                                "were renumbered (frames are matched to ground truth by file stem)")
+    if dataset_pixels.shape != original.shape:
+        found = f"its size {dataset_pixels.shape[1]}x{dataset_pixels.shape[0]} differs from {original.shape[1]}x{original.shape[0]}"
+    else:
+        found = (f"the mean absolute difference is {difference:.1f} per 8-bit channel, more than the "
+                 f"{SAME_IMAGE_MAX_MEAN_ABS_DIFF:.1f} a lossy re-encoding may add")
+    raise LabelFileError(dataset_image, f"is not the image {original_image} its ground truth belongs to ({found}); "
+                                        "were the frames renumbered, resized or edited?")
 
 
 def read_ground_truth_maps(
@@ -95,7 +113,7 @@ def read_ground_truth_maps(
         if m.shape != tuple(image_hw):
             raise LabelFileError(png, f"size {m.shape[1]}x{m.shape[0]} differs from its image ({image_hw[1]}x{image_hw[0]})")
         maps.append(m)
-    check_class_ids(maps[0], semantics_png, class_table)
+    check_panoptic_maps(maps[0], maps[1], semantics_png, instances_png, class_table)
     return maps[0], maps[1]
 
 
@@ -152,7 +170,7 @@ def attach_ground_truth(data: Path, gt_json: Path, overwrite: bool = False) -> A
         image_path = root / file_path
         pixels = read_image(image_path, "image", cv2.IMREAD_COLOR)
         if images_dir is not None:
-            check_same_image(pixels, image_path, images_dir / name)
+            check_same_image(pixels, image_path, images_dir / name, [images_dir / n for n in gt["frames"]])
         image_hw = pixels.shape[:2]
         entry = gt["frames"][name]
         maps_of[file_path] = read_ground_truth_maps(
