@@ -47,8 +47,9 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
     labels: Optional[PanopticLabelStore] = None
 
     def __init__(self, config: PanopticDataManagerConfig, *args, **kwargs) -> None:
-        # nerfstudio's parser would stop on a malformed transforms.json without naming it
-        check_transforms(config.dataparser.data)
+        # nerfstudio's parser would stop on a malformed transforms.json without naming it (ns-train's --data sets
+        # the datamanager's data, which nerfstudio copies to the dataparser's in super().__init__)
+        check_transforms(config.data if config.data is not None else config.dataparser.data)
         super().__init__(config, *args, **kwargs)
 
     def create_train_dataset(self) -> InputDataset:
