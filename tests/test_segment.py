@@ -115,9 +115,41 @@ def test_plift_segment_labels_every_frame_and_resumes(tmp_path, coco_model):
     assert meta["fl_x"] == 50.0 and [f["k"] for f in meta["frames"]] == [0, 1, 2]
     again = main(SegmentOptions(data=root, model=str(coco_model), no_tta=True, device="cpu"))
     assert again.labelled == [] and len(again.skipped) == 3
+    first_set = {p: p.read_bytes() for p in (root / "labels").rglob("*") if p.is_file()}
     redo = main(SegmentOptions(data=root, model=str(coco_model), no_tta=True, device="cpu", overwrite=True,
-                               min_segment_score=0.0))
+                               min_segment_score=0.0, mapping="scannet31", record_every=1))
     assert len(redo.labelled) == 3
+    # a relabelling is a new label set; the first one stays as it was
+    meta = json.loads((root / "transforms.json").read_text())
+    assert meta["panoptic_labels"]["class_table"] == "labels-2/classes.json"
+    assert {f["semantics_path"].split("/")[0] for f in meta["frames"]} == {"labels-2"}
+    assert load_class_table_of_dataset(root).num_classes == 31
+    assert {p: p.read_bytes() for p in (root / "labels").rglob("*") if p.is_file()} == first_set
+
+
+def test_interrupted_relabelling_leaves_the_old_labels_in_force(tmp_path, coco_model, monkeypatch):
+    from plift_nerfstudio.labels import mask2former_tta
+
+    root = tmp_path / "scene"
+    make_dataset(root)
+    main(SegmentOptions(data=root, model=str(coco_model), no_tta=True, device="cpu", min_segment_score=0.0))
+    before = (root / "transforms.json").read_bytes()
+    real_label = mask2former_tta.TTASegmenter.label
+    calls = []
+
+    def label_then_die(self, images):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_label(self, images)
+
+    monkeypatch.setattr(mask2former_tta.TTASegmenter, "label", label_then_die)
+    with pytest.raises(KeyboardInterrupt):  # two frames relabelled (and recordable) before the third dies
+        main(SegmentOptions(data=root, model=str(coco_model), no_tta=True, device="cpu", overwrite=True,
+                            mapping="scannet31", min_segment_score=0.0, record_every=1))
+    assert (root / "transforms.json").read_bytes() == before
+    assert load_class_table_of_dataset(root) == scannet21_class_table()
+    assert not (root / "labels-2").exists() and not (root / "labels-2.incomplete").exists()
 
 
 def test_a_model_with_another_class_set_is_refused(tmp_path):
