@@ -91,11 +91,13 @@ def check_same_image(dataset_pixels: np.ndarray, dataset_image: Path, original_i
     if difference <= SAME_IMAGE_MAX_MEAN_ABS_DIFF:
         return
     for other in other_originals:
-        if other != original_image and mean_abs_difference(dataset_pixels, read_image(other, "original image", cv2.IMREAD_COLOR)) <= SAME_IMAGE_MAX_MEAN_ABS_DIFF:
+        other_pixels = read_image(other, "original image", cv2.IMREAD_COLOR) if other != original_image else None
+        if other_pixels is not None and mean_abs_difference(dataset_pixels, other_pixels) <= SAME_IMAGE_MAX_MEAN_ABS_DIFF:
             raise LabelFileError(dataset_image, f"shows the pixels of {other.name}, not of {original_image}: the frames "
                                                 "were renumbered (frames are matched to ground truth by file stem)")
     if dataset_pixels.shape != original.shape:
-        found = f"its size {dataset_pixels.shape[1]}x{dataset_pixels.shape[0]} differs from {original.shape[1]}x{original.shape[0]}"
+        found = (f"its size {dataset_pixels.shape[1]}x{dataset_pixels.shape[0]} differs from "
+                 f"{original.shape[1]}x{original.shape[0]}")
     else:
         found = (f"the mean absolute difference is {difference:.1f} per 8-bit channel, more than the "
                  f"{SAME_IMAGE_MAX_MEAN_ABS_DIFF:.1f} a lossy re-encoding may add")

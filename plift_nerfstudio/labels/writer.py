@@ -5,9 +5,10 @@ A label set is a folder next to ``transforms.json`` holding one class table and 
 The first set is ``labels/``. Labelling more frames with the same class table adds them to the current set.
 Relabelling (``--overwrite``) or labelling under another class table writes a new set (``labels-2/``, ...) in a
 staging folder (``<set>.incomplete``) and switches ``transforms.json`` to it in one atomic rewrite once every file
-is written: an interrupted relabelling leaves the old labels in force, and no label file is ever overwritten or
-deleted, so ``transforms.json.orig`` (the copy kept before the first change, never overwritten) still restores
-the dataset as it was. Old sets stay on disk until the user deletes them.
+is written: an interrupted relabelling leaves the old labels in force, and the label files of labelled frames are
+never overwritten or deleted (only frames without complete labels get files written into the current set), so
+``transforms.json.orig`` (the copy kept before the first change, never overwritten) still restores the dataset as
+it was. Old sets stay on disk until the user deletes them.
 """
 
 from __future__ import annotations
