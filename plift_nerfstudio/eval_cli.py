@@ -5,27 +5,31 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import cv2
 import numpy as np
 from rich.console import Console
+from rich.table import Table
 
 from plift_nerfstudio.cli_utils import run_cli
 from plift_nerfstudio.labels.errors import LabelFileError
-from rich.table import Table
+from plift_nerfstudio.metrics import METRIC_NOTES, PROTOCOL_NOTES, PROTOCOLS
+
+if TYPE_CHECKING:
+    from plift_nerfstudio.evaluation import Scores
 
 ROWS = (
     ("scene_pq", "PQscene"),
     ("scene_sq", "SQscene"),
     ("scene_rq", "RQscene"),
-    ("pq", "PQ (per frame)"),
-    ("sq", "SQ (per frame)"),
-    ("rq", "RQ (per frame)"),
+    ("pq", "PQ"),
+    ("sq", "SQ"),
+    ("rq", "RQ"),
     ("miou", "mIoU"),
-    ("psnr", "PSNR"),
-    ("ssim", "SSIM"),
 )
+COLUMNS = tuple((protocol, who) for protocol in PROTOCOLS for who in ("machine_labels", "ours"))
+COLUMN_TITLES = {"machine_labels": "2D labels", "ours": "ours"}
 
 
 @dataclass
@@ -44,14 +48,23 @@ def fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def markdown_table(ours: Dict[str, float], machine: Dict[str, Optional[float]]) -> str:
-    lines = ["| metric | 2D machine labels | ours |", "|---|---|---|"]
-    lines += [f"| {name} | {fmt(machine.get(key))} | {fmt(ours.get(key))} |" for key, name in ROWS]
+def table_rows(ours: Scores, machine: Scores, image_metrics: Dict[str, float]) -> List[List[str]]:
+    """One row per metric: its name, then 2D labels and ours under each protocol."""
+    scores = {"ours": ours, "machine_labels": machine}
+    rows = [[name] + [fmt(scores[who][protocol].get(key)) for protocol, who in COLUMNS] for key, name in ROWS]
+    for key, name in (("psnr", "PSNR"), ("ssim", "SSIM")):
+        rows.append([name] + [fmt(image_metrics[key]) if who == "ours" else "n/a" for _, who in COLUMNS])
+    return rows
+
+
+def markdown_table(ours: Scores, machine: Scores, image_metrics: Dict[str, float]) -> str:
+    header = ["metric"] + [f"{COLUMN_TITLES[who]} ({protocol})" for protocol, who in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(ours, machine, image_metrics)]
     lines.append("")
-    lines.append(
-        "PQscene/SQscene/RQscene need instance ids that agree across views; the 2D labels have per-frame ids, so"
-        " their scene-level values are not defined (n/a). PSNR/SSIM compare rendered colour with the test images."
-    )
+    lines += [f"- {protocol}: {note}." for protocol, note in PROTOCOL_NOTES.items()]
+    lines += [f"- {key}: {note}." for key, note in METRIC_NOTES.items()]
+    lines.append("- PSNR/SSIM compare rendered colour with the test images. Rays that rendered nothing are void.")
     return "\n".join(lines)
 
 
@@ -84,16 +97,17 @@ def main(opts: EvalOptions) -> Dict:
     out_dir = opts.output_dir or opts.load_config.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"config": str(opts.load_config), "step": step, "num_test_views": result.num_views,
-              "ours": result.ours, "machine_labels": result.machine_labels}
+              "protocols": PROTOCOL_NOTES, "metrics": METRIC_NOTES,
+              "ours": {**result.ours, **result.image_metrics}, "machine_labels": result.machine_labels}
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "eval.md").write_text(markdown_table(result.ours, result.machine_labels) + "\n")
+    (out_dir / "eval.md").write_text(markdown_table(result.ours, result.machine_labels, result.image_metrics) + "\n")
     grid_png(result.renders, out_dir / "eval_grid.png")
     table = Table(title=f"{result.num_views} test views, step {step}")
     table.add_column("metric")
-    table.add_column("2D machine labels", justify="right")
-    table.add_column("ours", justify="right")
-    for key, name in ROWS:
-        table.add_row(name, fmt(result.machine_labels.get(key)), fmt(result.ours.get(key)))
+    for protocol, who in COLUMNS:
+        table.add_column(f"{COLUMN_TITLES[who]}\n({protocol})", justify="right")
+    for row in table_rows(result.ours, result.machine_labels, result.image_metrics):
+        table.add_row(*row)
     console = Console()
     console.print(table)
     console.print(f"Wrote {out_dir / 'eval.json'}, {out_dir / 'eval.md'}, {out_dir / 'eval_grid.png'}")

@@ -2,8 +2,9 @@
 
 One render loop (:func:`render_eval_views`) serves ``plift-eval`` and ``ns-eval``: it renders every eval (test)
 view once, keeps nerfstudio's per-image metrics (PSNR, SSIM, fps) and the panoptic id maps. The id maps are then
-scored against the ground truth next to the machine 2D labels of the same frames. For the machine labels
-PQscene is meaningless (their instance ids are per frame), so it is reported as None.
+scored against the ground truth next to the machine 2D labels of the same frames, by the same rules, under both
+protocols of ``metrics`` (``panopticapi`` and ``paper``). For the machine labels PQscene is meaningless (their
+instance ids are per frame), so it is reported as None.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from plift_nerfstudio.labels.dataset_labels import frames_for_images
 from plift_nerfstudio.labels.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import INSTANCES_KEY, SEMANTICS_KEY, check_panoptic_maps, read_label_png
 from plift_nerfstudio.labels.ground_truth import GT_INSTANCES_KEY, GT_SEMANTICS_KEY
-from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_panoptic_quality
+from plift_nerfstudio.metrics import protocol_scores
 from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette
 
 
@@ -48,10 +49,16 @@ class RenderedViews:
     renders: List[Dict[str, np.ndarray]] = field(default_factory=list)  # a few views kept for pictures
 
 
+Scores = Dict[str, Dict[str, Optional[float]]]
+"""Metrics per protocol (``metrics.PROTOCOLS``): ``{"panopticapi": {"scene_pq": ..., "pq": ..., "miou": ...}, ...}``."""
+
+
 @dataclass
 class EvaluationResult:
-    ours: Dict[str, Optional[float]]
-    machine_labels: Dict[str, Optional[float]]
+    ours: Scores
+    machine_labels: Scores
+    image_metrics: Dict[str, float]
+    """Ours only: PSNR and SSIM averaged over the test views."""
     num_views: int
     renders: List[Dict[str, np.ndarray]] = field(default_factory=list)
 
@@ -72,15 +79,19 @@ def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw, t
     return ViewSet(torch.from_numpy(np.stack(sems)), torch.from_numpy(np.stack(insts)))
 
 
-def segmentation_scores(pred: ViewSet, gt: ViewSet, table: ClassTable, scene_level: bool) -> Dict[str, Optional[float]]:
-    frame = frame_panoptic_quality(pred.semantics, pred.instances, gt.semantics, gt.instances, table)
-    scores: Dict[str, Optional[float]] = {"miou": mean_iou(pred.semantics, gt.semantics, table.num_classes)}
-    scores.update(frame.as_dict(""))
-    if scene_level:
-        scores.update(scene_panoptic_quality(pred.semantics, pred.instances, gt.semantics, gt.instances, table).as_dict("scene_"))
-    else:
-        scores.update({"scene_pq": None, "scene_sq": None, "scene_rq": None})
-    return scores
+def segmentation_scores(pred: ViewSet, gt: ViewSet, table: ClassTable, scene_level: bool) -> Scores:
+    """Every segmentation metric under both protocols (see ``metrics``); PQscene only when ``scene_level``."""
+    return protocol_scores(pred.semantics, pred.instances, gt.semantics, gt.instances, table.num_classes, scene_level)
+
+
+def flat_metrics(result: EvaluationResult) -> Dict[str, Optional[float]]:
+    """One flat dict (ns-eval, benchmark tables): ``<protocol>_<metric>`` for ours, ``labels_<protocol>_<metric>``
+    for the 2D labels, and ``psnr``/``ssim``."""
+    flat: Dict[str, Optional[float]] = dict(result.image_metrics)
+    for prefix, scores in (("", result.ours), ("labels_", result.machine_labels)):
+        for protocol, metrics in scores.items():
+            flat.update({f"{prefix}{protocol}_{key}": value for key, value in metrics.items()})
+    return flat
 
 
 @torch.no_grad()
@@ -159,13 +170,12 @@ def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:
     gt = load_maps(data_dir, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw, table)
     machine = load_maps(data_dir, frames, SEMANTICS_KEY, INSTANCES_KEY, hw, table)
     ours = segmentation_scores(views.ids, gt, table, scene_level=True)
-    ours.update({k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")})
-    machine_scores = segmentation_scores(machine, gt, table, scene_level=False)
-    machine_scores.update({"psnr": None, "ssim": None})
+    image_metrics = {k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")}
+    machine_scores = segmentation_scores(machine, gt, table, scene_level=False)  # per-frame ids: no PQscene
     for i, render in enumerate(views.renders):  # the kept views are the first ones, in render order
         render["gt_panoptic"] = panoptic_picture(render["image"], gt.semantics[i], gt.instances[i], table)
         render["machine_panoptic"] = panoptic_picture(render["image"], machine.semantics[i], machine.instances[i], table)
-    return EvaluationResult(ours, machine_scores, len(views.image_filenames), views.renders)
+    return EvaluationResult(ours, machine_scores, image_metrics, len(views.image_filenames), views.renders)
 
 
 def panoptic_picture(image_hw3: np.ndarray, semantics_hw: Tensor, instances_hw: Tensor, table: ClassTable) -> np.ndarray:

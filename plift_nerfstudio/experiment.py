@@ -50,18 +50,20 @@ def run_config(
     model_overrides: Optional[Dict[str, Any]] = None,
     rays_per_batch: Optional[tuple] = None,
     seed: int = 42,
+    datamanager_overrides: Optional[Dict[str, Any]] = None,
 ) -> TrainerConfig:
-    """The preset pointed at ``data``, with its schedule rescaled and some model options changed."""
+    """The preset pointed at ``data``, with its schedule rescaled and some model and datamanager options changed."""
     config = rescale_schedule(preset, steps) if steps else copy.deepcopy(preset)
     config.pipeline.datamanager.data = data
     config.pipeline.datamanager.dataparser.data = data  # type: ignore[attr-defined]
     if rays_per_batch is not None:
         config.pipeline.datamanager.train_num_rays_per_batch = rays_per_batch[0]  # type: ignore[attr-defined]
         config.pipeline.datamanager.single_image_num_rays = rays_per_batch[1]  # type: ignore[attr-defined]
-    for key, value in (model_overrides or {}).items():
-        if not hasattr(config.pipeline.model, key):
-            raise ValueError(f"the model has no option {key!r}")
-        setattr(config.pipeline.model, key, value)
+    for part, overrides in ((config.pipeline.model, model_overrides), (config.pipeline.datamanager, datamanager_overrides)):
+        for key, value in (overrides or {}).items():
+            if not hasattr(part, key):
+                raise ValueError(f"the {type(part).__name__} has no option {key!r}")
+            setattr(part, key, value)
     config.output_dir = output_dir
     config.experiment_name = experiment_name
     config.vis = "tensorboard"

@@ -89,7 +89,8 @@ panoptic_lifting_lite = MethodSpecification(
         mixed_precision=False,
         pipeline=PanopticPipelineConfig(
             datamanager=PanopticDataManagerConfig(
-                dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512
+                dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512,
+                instance_num_rays=256,
             ),
             model=PanopticLiftingModelConfig(
                 init_resolution=48,

@@ -35,7 +35,7 @@ from plift_nerfstudio.losses import (
     segment_ids_of,
     semantic_loss,
 )
-from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette, panoptic_labels
+from plift_nerfstudio.panoptic import VOID_ACCUMULATION, class_palette, colourise, instance_palette, panoptic_labels
 
 CLASS_TABLE_METADATA_KEY = "panoptic_class_table"
 
@@ -118,6 +118,9 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Number of surrogate 3D instance ids (paper: 50); more 2D instances in one image are counted and warned."""
     position_frequencies: int = 0
     """Sine/cosine bands of position fed to the segmentation MLPs (paper: 0, raw xyz)."""
+    void_accumulation: float = VOID_ACCUMULATION
+    """Rays whose rendered opacity is below this are void (class 0, instance 0) in the semantic_id/instance_id
+    outputs and the pictures: they saw (almost) nothing."""
     implementation: Literal["auto", "tcnn", "torch"] = "auto"
     """MLP implementation: 'auto' uses tinycudann when installed and CUDA is present."""
 
@@ -349,7 +352,7 @@ class PanopticLiftingModel(Model):
             spacing = ray_samples.spacing_starts, ray_samples.spacing_ends  # normalised distance along the ray
             outputs["distortion"] = distortion_loss(weights[..., 0], spacing[0][..., 0], spacing[1][..., 0])  # type: ignore[index]
         if not self.training:
-            outputs.update(self._panoptic_views(rgb, semantic_probs, instance_probs))
+            outputs.update(self._panoptic_views(rgb, semantic_probs, instance_probs, accumulation))
             # the viewer and ns-render need one value per ray and output; per-class vectors stay in training
             del outputs["semantic_probs"], outputs["instance_probs"]
         return outputs
@@ -397,9 +400,11 @@ class PanopticLiftingModel(Model):
         return F.softmax(render_sparse(scores, weights, ray_index, num_rays), dim=-1)
 
     def _panoptic_views(
-        self, rgb: Float[Tensor, "R 3"], semantic_probs: Float[Tensor, "R C"], instance_probs: Float[Tensor, "R K"]
+        self, rgb: Float[Tensor, "R 3"], semantic_probs: Float[Tensor, "R C"], instance_probs: Float[Tensor, "R K"],
+        accumulation: Float[Tensor, "R 1"],
     ) -> Dict[str, Tensor]:
-        class_id, instance_id = panoptic_labels(semantic_probs, instance_probs, self.is_thing_lut)
+        class_id, instance_id = panoptic_labels(semantic_probs, instance_probs, self.is_thing_lut, accumulation,
+                                                self.config.void_accumulation)
         semantics, instances, panoptic = colourise(rgb, class_id, instance_id, self.class_colors, self.instance_colors)
         return {
             "semantics": semantics,
@@ -461,10 +466,12 @@ class PanopticLiftingModel(Model):
                 )
             self._count_unassigned(assignment.num_instances, assignment.num_unassigned, metrics_dict)
         if cfg.use_segment_consistency and self.step >= cfg.consistency_loss_start_step:
+            # the uniform rays of the image only: the extra thing rays would over-weight thing segments
+            uniform = image_rays & ~batch["is_instance_ray"].to(device) if "is_instance_ray" in batch else image_rays
             with self._timed("consistency_loss"):
-                segments = segment_ids_of(semantics[image_rays], instances[image_rays], is_thing[image_rays])
+                segments = segment_ids_of(semantics[uniform], instances[uniform], is_thing[uniform])
                 losses["consistency_loss"] = cfg.consistency_loss_mult * segment_consistency_loss(
-                    outputs["semantic_probs"][image_rays], segments, confidence[image_rays]
+                    outputs["semantic_probs"][uniform], segments, confidence[uniform]
                 )
         return losses
 

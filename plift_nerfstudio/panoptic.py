@@ -12,14 +12,23 @@ from torch import Tensor
 from plift_nerfstudio.labels.class_table import ClassTable
 
 
+VOID_ACCUMULATION = 0.1
+"""Rays whose rendered opacity (accumulation) is below this saw (almost) nothing: they get class 0 (void) and
+instance 0, rather than the argmax of an all-but-zero distribution."""
+
+
 def panoptic_labels(
     semantic_probs: Float[Tensor, "R C"],
     instance_probs: Float[Tensor, "R K"],
     is_thing_lut: Bool[Tensor, "C1"],
+    accumulation: Float[Tensor, "R 1"],
+    min_accumulation: float = VOID_ACCUMULATION,
 ) -> Tuple[Int[Tensor, "R"], Int[Tensor, "R"]]:
     """Class id (1..C) = argmax of the semantic distribution; instance id (1..K) = argmax surrogate id + 1 where
-    the class is a thing, 0 for stuff. Together (class, instance) identify a 3D segment across views."""
-    class_id = semantic_probs.argmax(dim=-1) + 1
+    the class is a thing, 0 for stuff. Together (class, instance) identify a 3D segment across views. Rays with
+    accumulation below ``min_accumulation`` are void (class 0, instance 0)."""
+    hit = accumulation.reshape(-1) >= min_accumulation
+    class_id = torch.where(hit, semantic_probs.argmax(dim=-1) + 1, torch.zeros_like(hit, dtype=torch.long))
     instance_id = instance_probs.argmax(dim=-1) + 1
     instance_id = torch.where(is_thing_lut.to(class_id.device)[class_id], instance_id, torch.zeros_like(instance_id))
     return class_id, instance_id

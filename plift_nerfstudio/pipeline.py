@@ -3,7 +3,8 @@
 nerfstudio averages per-image metrics over the eval views; PQscene cannot be averaged per image (its segments
 span all views), so :meth:`PanopticPipeline.get_average_eval_image_metrics` renders each view once, averages the
 per-image metrics as nerfstudio does, and adds the scene-level and per-frame segmentation metrics computed on all
-views together, for our renders and for the machine 2D labels (keys prefixed ``labels_``).
+views together under both evaluation protocols, for our renders and for the machine 2D labels by the same rules:
+keys ``<protocol>_<metric>`` (e.g. ``panopticapi_scene_pq``, ``paper_miou``) and ``labels_<protocol>_<metric>``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class PanopticPipeline(VanillaPipeline):
         self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
     ) -> Dict[str, float]:
         # imported here: every ns-* command imports the method config, and with it this module
-        from plift_nerfstudio.evaluation import dataset_has_ground_truth, render_eval_views, score_views
+        from plift_nerfstudio.evaluation import dataset_has_ground_truth, flat_metrics, render_eval_views, score_views
 
         views = render_eval_views(self, output_path=output_path)
         metrics = average_per_image(views.per_image_metrics, get_std)
@@ -53,8 +54,6 @@ class PanopticPipeline(VanillaPipeline):
             )
             return metrics
         result = score_views(self, views)
-        for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "sq", "rq", "miou"):
-            metrics[key] = float(result.ours[key])  # type: ignore[arg-type]
-        for key in ("pq", "sq", "rq", "miou"):  # the 2D labels' PQscene is undefined (per-frame ids)
-            metrics[f"labels_{key}"] = float(result.machine_labels[key])  # type: ignore[arg-type]
+        # the 2D labels' PQscene is undefined (per-frame ids) and left out
+        metrics.update({k: float(v) for k, v in flat_metrics(result).items() if v is not None and k not in metrics})
         return metrics

@@ -3,8 +3,9 @@
 
 Table 1: the machine 2D labels against ours (test views, scored against ground truth) per scene (seed, noise).
 Table 2: the robustness components switched off one at a time (segment consistency, TTA confidences and soft
-class distributions, bounded fields, segmentation gradient blocking) on the ablation scenes, plus one row with
-the speed-ups (occupancy grid, early ray termination) off: quality before and after them, side by side.
+class distributions, bounded fields, segmentation gradient blocking) on the ablation scenes, plus a row with the
+speed-ups (occupancy grid, early ray termination) off and one with the instance loss's own thing rays off: quality
+with and without them, side by side. Every table is printed under both evaluation protocols (metrics.py).
 
   python scripts/benchmark_quality.py                 # full: 2 seeds x 2 noise presets, 5 ablations (hours on CPU)
   python scripts/benchmark_quality.py --quick         # CI: one tiny scene, short runs (a few minutes)
@@ -19,15 +20,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tyro
 from rich.console import Console
 from rich.table import Table
 
+from plift_nerfstudio.evaluation import flat_metrics
 from plift_nerfstudio.experiment import run_config, train_and_evaluate
 from plift_nerfstudio.method_config import panoptic_lifting_lite
+from plift_nerfstudio.metrics import PROTOCOL_NOTES, PROTOCOLS
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
 # Table 2 (paper): each robustness component off in turn; the overrides are PanopticLiftingModelConfig options.
@@ -41,7 +44,9 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     "w/o gradient blocking": {"block_segmentation_gradients": False},
     "w/o empty-space skipping": {"occupancy_grid_resolution": 0, "termination_transmittance": 0.0},
 }
-METRICS = (("scene_pq", "PQscene"), ("pq", "PQ"), ("miou", "mIoU"), ("psnr", "PSNR"))
+# The thing-ray change of the instance loss, off: its rays are the thing pixels among the uniform single-image rays.
+DATAMANAGER_ABLATIONS: Dict[str, Dict[str, Any]] = {"w/o thing rays for the instance loss": {"instance_num_rays": 0}}
+METRICS = (("scene_pq", "PQscene"), ("pq", "PQ"), ("miou", "mIoU"))
 
 
 @dataclass
@@ -58,6 +63,8 @@ class BenchmarkOptions:
     """Label noise presets of Table 1."""
     ablation_scenes: Tuple[str, ...] = ("moderate-0",)
     """Scenes ('<noise>-<seed>') of Table 2."""
+    variants: Tuple[str, ...] = ()
+    """Rows of Table 2 to run (default: all), e.g. 'full method' 'w/o thing rays for the instance loss'."""
     steps: Optional[int] = None
     """Training steps per run (default: the preset's 3000; the whole schedule is rescaled)."""
     num_frames: int = 100
@@ -72,7 +79,7 @@ class BenchmarkOptions:
             return self
         return BenchmarkOptions(
             output_dir=self.output_dir, quick=True, seeds=(0,), noise=("moderate",), ablation_scenes=("moderate-0",),
-            steps=self.steps or 400, num_frames=32, width=64, height=48,
+            variants=self.variants, steps=self.steps or 400, num_frames=32, width=64, height=48,
         )
 
 
@@ -107,16 +114,20 @@ def run_one(opts: BenchmarkOptions, scene: str, variant: str, console: Console) 
     data = scene_dir(opts, scene)
     rays = (512, 256) if opts.quick else None
     config = run_config(panoptic_lifting_lite.config, data, opts.output_dir / "runs", f"{scene}-{variant.replace('w/o ', 'without-').replace(' ', '-')}",
-                        steps=opts.steps, model_overrides=ABLATIONS[variant], rays_per_batch=rays)
+                        steps=opts.steps, model_overrides=ABLATIONS.get(variant, {}), rays_per_batch=rays,
+                        datamanager_overrides=DATAMANAGER_ABLATIONS.get(variant, {}))
     config.logging.local_writer.enable = False  # one status line per run instead of nerfstudio's step table
     console.print(f"[bold]training[/] {scene} / {variant} ({config.max_num_iterations} steps)")
     result = train_and_evaluate(config)
-    ours, labels = result.evaluation.ours, result.evaluation.machine_labels
-    for key, _ in METRICS:
+    flat = flat_metrics(result.evaluation)
+    ours = {k: v for k, v in flat.items() if not k.startswith("labels_")}
+    labels = {k[len("labels_"):]: v for k, v in flat.items() if k.startswith("labels_")}
+    for key in [f"{p}_{k}" for p in PROTOCOLS for k, _ in METRICS] + ["psnr"]:
         value = ours[key]
         if value is None or not np.isfinite(value):
             raise RuntimeError(f"{scene} / {variant}: metric {key} is {value}")
-    console.print(f"  done in {result.train_seconds:.0f} s: " + ", ".join(f"{n} {ours[k]:.1f}" for k, n in METRICS))
+    console.print(f"  done in {result.train_seconds:.0f} s: " + ", ".join(
+        f"{n} {ours[f'{p}_{k}']:.1f} ({p})" for p in PROTOCOLS for k, n in METRICS) + f", PSNR {ours['psnr']:.1f}")
     return Row(scene, variant, ours, labels, result.train_seconds, str(result.config_path))
 
 
@@ -124,34 +135,38 @@ def fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def table1_markdown(rows: List[Row]) -> List[str]:
+def table1_markdown(rows: List[Row], protocol: str) -> List[str]:
     lines = ["| scene | labels PQ | labels mIoU | ours PQscene | ours PQ | ours mIoU | ours PSNR | train s |",
              "|---|---|---|---|---|---|---|---|"]
+
+    def cells(labels: Callable[[str], Optional[float]], ours: Callable[[str], Optional[float]]) -> str:
+        return (f"{fmt(labels(f'{protocol}_pq'))} | {fmt(labels(f'{protocol}_miou'))} | {fmt(ours(f'{protocol}_scene_pq'))} | "
+                f"{fmt(ours(f'{protocol}_pq'))} | {fmt(ours(f'{protocol}_miou'))} | {fmt(ours('psnr'))}")
+
     for r in rows:
-        lines.append(f"| {r.scene} | {fmt(r.labels['pq'])} | {fmt(r.labels['miou'])} | {fmt(r.ours['scene_pq'])} | "
-                     f"{fmt(r.ours['pq'])} | {fmt(r.ours['miou'])} | {fmt(r.ours['psnr'])} | {r.train_seconds:.0f} |")
+        lines.append(f"| {r.scene} | {cells(r.labels.get, r.ours.get)} | {r.train_seconds:.0f} |")
     if len(rows) > 1:
-        mean = lambda xs: float(np.mean(xs))  # noqa: E731
-        lines.append(f"| mean | {fmt(mean([r.labels['pq'] for r in rows]))} | {fmt(mean([r.labels['miou'] for r in rows]))} | "
-                     f"{fmt(mean([r.ours['scene_pq'] for r in rows]))} | {fmt(mean([r.ours['pq'] for r in rows]))} | "
-                     f"{fmt(mean([r.ours['miou'] for r in rows]))} | {fmt(mean([r.ours['psnr'] for r in rows]))} | |")
+        def mean_of(get: Callable[[Row], Dict[str, Optional[float]]]) -> Callable[[str], Optional[float]]:
+            return lambda key: float(np.mean([get(r)[key] for r in rows]))
+        lines.append(f"| mean | {cells(mean_of(lambda r: r.labels), mean_of(lambda r: r.ours))} | |")
     return lines
 
 
-def table2_markdown(rows: List[Row]) -> List[str]:
+def table2_markdown(rows: List[Row], protocol: str) -> List[str]:
     lines = ["| variant | scenes | PQscene | PQ | mIoU | PSNR | ΔPQscene | ΔmIoU | train s |",
              "|---|---|---|---|---|---|---|---|---|"]
     by_variant: Dict[str, List[Row]] = {}
     for r in rows:
         by_variant.setdefault(r.variant, []).append(r)
+    keys = [f"{protocol}_{k}" for k, _ in METRICS] + ["psnr"]
     full = by_variant.get("full method")
-    ref = {k: float(np.mean([r.ours[k] for r in full])) for k, _ in METRICS} if full else None
+    ref = {k: float(np.mean([r.ours[k] for r in full])) for k in keys} if full else None
     for variant, rs in by_variant.items():
-        m = {k: float(np.mean([r.ours[k] for r in rs])) for k, _ in METRICS}
+        m = {k: float(np.mean([r.ours[k] for r in rs])) for k in keys}
         delta = (lambda k: f"{m[k] - ref[k]:+.1f}") if ref else (lambda k: "n/a")  # noqa: E731
-        lines.append(f"| {variant} | {len(rs)} | {m['scene_pq']:.1f} | {m['pq']:.1f} | {m['miou']:.1f} | "
-                     f"{m['psnr']:.1f} | {delta('scene_pq')} | {delta('miou')} | "
-                     f"{np.mean([r.train_seconds for r in rs]):.0f} |")
+        lines.append(f"| {variant} | {len(rs)} | {m[f'{protocol}_scene_pq']:.1f} | {m[f'{protocol}_pq']:.1f} | "
+                     f"{m[f'{protocol}_miou']:.1f} | {m['psnr']:.1f} | {delta(f'{protocol}_scene_pq')} | "
+                     f"{delta(f'{protocol}_miou')} | {np.mean([r.train_seconds for r in rs]):.0f} |")
     return lines
 
 
@@ -177,20 +192,26 @@ def main(opts: BenchmarkOptions) -> Results:
         done[(scene, "full method")] = row = run_one(opts, scene, "full method", console)
         results.table1.append(row)
     for scene in opts.ablation_scenes:
-        for variant in ABLATIONS:
+        all_variants = [*ABLATIONS, *DATAMANAGER_ABLATIONS]
+        unknown = sorted(set(opts.variants) - set(all_variants))
+        if unknown:
+            raise SystemExit(f"unknown --variants {unknown}; choose from {all_variants}")
+        for variant in [v for v in all_variants if not opts.variants or v in opts.variants]:
             if (scene, variant) not in done:
                 done[(scene, variant)] = run_one(opts, scene, variant, console)
             results.table2.append(done[(scene, variant)])
-    t1, t2 = table1_markdown(results.table1), table2_markdown(results.table2)
     steps = opts.steps or panoptic_lifting_lite.config.max_num_iterations
     head = (f"panoptic-lifting-lite, {steps} steps, scenes of {opts.num_frames} frames at {opts.width}x{opts.height}; "
-            "test views against ground truth (PQ/mIoU in %, PSNR in dB)")
-    md = ["# Quality benchmark", "", head, "", "## Table 1: 2D machine labels vs ours", "", *t1, "",
-          "## Table 2: robustness components (each switched off)", "", *t2, ""]
+            "test views against ground truth (PQ/mIoU in %, PSNR in dB); labels and ours under the same rules")
+    md = ["# Quality benchmark", "", head, ""]
+    for protocol in PROTOCOLS:
+        t1, t2 = table1_markdown(results.table1, protocol), table2_markdown(results.table2, protocol)
+        md += [f"## Table 1 ({protocol} protocol): 2D machine labels vs ours", "", PROTOCOL_NOTES[protocol] + ".", "",
+               *t1, "", f"## Table 2 ({protocol} protocol): components switched off", "", *t2, ""]
+        print_markdown_table(console, f"Table 1 ({protocol}): 2D machine labels vs ours", t1)
+        print_markdown_table(console, f"Table 2 ({protocol}): components switched off", t2)
     (opts.output_dir / "results.md").write_text("\n".join(md))
     (opts.output_dir / "results.json").write_text(json.dumps(asdict(results), indent=2))
-    print_markdown_table(console, "Table 1: 2D machine labels vs ours", t1)
-    print_markdown_table(console, "Table 2: robustness components", t2)
     console.print(f"{head}\nTotal {time.perf_counter() - start:.0f} s; wrote {opts.output_dir / 'results.md'} and results.json")
     return results
 

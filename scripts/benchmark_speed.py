@@ -165,6 +165,11 @@ def median_seconds(fn: Callable[[], None], repeats: int, device: torch.device) -
     return times
 
 
+# exactly --rays rays per step, as TensoRF gets: the preset's extra thing rays for the instance loss (at most
+# instance_num_rays per step, fewer where an image has few thing pixels) are off here
+EQUAL_RAYS = {"instance_num_rays": 0}
+
+
 def main(opts: SpeedOptions) -> Dict:
     opts = opts.resolved()
     console = Console()
@@ -175,7 +180,8 @@ def main(opts: SpeedOptions) -> Dict:
         if not (scene / "transforms.json").is_file():
             write_dataset(SynthOptions(output=scene, seed=0, num_frames=opts.num_frames, width=opts.width, height=opts.height))
         config = run_config(panoptic_lifting_lite.config, scene, opts.output_dir / "runs", "speed-warmup",
-                            steps=opts.schedule_steps, rays_per_batch=(opts.rays - image_rays, image_rays))
+                            steps=opts.schedule_steps, rays_per_batch=(opts.rays - image_rays, image_rays),
+                            datamanager_overrides=EQUAL_RAYS)
         config.max_num_iterations = opts.warmup_steps
         config.logging.local_writer.enable = False
         torch.manual_seed(0)
@@ -193,6 +199,7 @@ def main(opts: SpeedOptions) -> Dict:
         loaded_config, pipeline, _, step = load_trained_pipeline(opts.load_config, test_mode="val")
         datamanager_config = pipeline.datamanager.config
         datamanager_config.train_num_rays_per_batch, datamanager_config.single_image_num_rays = opts.rays - image_rays, image_rays
+        datamanager_config.instance_num_rays = EQUAL_RAYS["instance_num_rays"]
         pipeline.datamanager.setup_train()  # the pixel sampler takes the batch size from the config
         optimizers = Optimizers(loaded_config.optimizers, pipeline.get_param_groups())
         warmup_seconds = 0.0

@@ -36,6 +36,7 @@ from plift_nerfstudio.method_config import panoptic_lifting_lite  # noqa: E402
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset  # noqa: E402
 
 FRACTION = 0.9  # of the final PQscene
+PROTOCOL = "panopticapi"  # the evaluation protocol of the curve (plift_nerfstudio/metrics.py)
 BUDGET_MINUTES = 10.0
 
 
@@ -126,12 +127,12 @@ def main(opts: TimeToQualityOptions) -> Dict:
             state = torch.load(path, map_location=pipeline.model.device, weights_only=False)
             pipeline.load_pipeline(state["pipeline"], step)
             result = evaluate_pipeline(pipeline)
-            ours = result.ours
+            ours = result.ours[PROTOCOL]
             points.append({"step": step, "minutes": wall.get(step, total) / 60.0, "scene_pq": ours["scene_pq"],
-                           "pq": ours["pq"], "miou": ours["miou"], "psnr": ours["psnr"]})
+                           "pq": ours["pq"], "miou": ours["miou"], "psnr": result.image_metrics["psnr"]})
             progress.advance(task)
-    labels = result.machine_labels
-    table = Table(title=f"time to quality on {data.name} ({torch.get_num_threads()} threads)")
+    labels = result.machine_labels[PROTOCOL]
+    table = Table(title=f"time to quality on {data.name} ({torch.get_num_threads()} threads; {PROTOCOL} protocol)")
     for column in ("step", "min", "PQscene", "PQ", "mIoU", "PSNR"):
         table.add_column(column, justify="right")
     for p in points:

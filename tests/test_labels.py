@@ -16,9 +16,10 @@ from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.errors import LabelFileError
 
 
-def load(data: Path):
+def load(data: Path, instance_num_rays: int = 16):
     config = PanopticDataManagerConfig(
-        dataparser=NerfstudioDataParserConfig(data=data), train_num_rays_per_batch=64, single_image_num_rays=32
+        dataparser=NerfstudioDataParserConfig(data=data), train_num_rays_per_batch=64, single_image_num_rays=32,
+        instance_num_rays=instance_num_rays,
     )
     return config.setup(device="cpu", test_mode="val")
 
@@ -29,19 +30,39 @@ def first_frame(data: Path) -> dict:
 
 def test_valid_dataset_loads_and_yields_labelled_rays(tiny_scene_dir: Path) -> None:
     dm = load(tiny_scene_dir)
+    torch.manual_seed(3)
     ray_bundle, batch = dm.next_train(0)
-    assert len(ray_bundle) == 96 and batch["image"].shape == (96, 3)
-    assert batch["is_single_image_ray"].sum() == 32
-    single = batch["indices"][batch["is_single_image_ray"]]
+    instance_rays = batch["is_instance_ray"]
+    assert len(ray_bundle) == 64 + 32 + int(instance_rays.sum()) and batch["image"].shape == (len(ray_bundle), 3)
+    image_rays = batch["is_single_image_ray"]
+    assert image_rays.sum() == 32 + instance_rays.sum() and not (instance_rays & ~image_rays).any()
+    single = batch["indices"][image_rays]
     assert single[:, 0].unique().numel() == 1  # one image
-    assert (batch["semantics"][batch["is_single_image_ray"]] > 0).all()  # drawn among labelled pixels
+    assert (batch["semantics"][image_rays] > 0).all()  # drawn among labelled pixels
     assert torch.allclose(batch["class_probs"][batch["semantics"] > 0].sum(-1), torch.ones(1), atol=1e-2)
-    # rays carry the labels of their own pixels
-    sem = cv2.imread(str(tiny_scene_dir / first_frame(tiny_scene_dir)["semantics_path"]), cv2.IMREAD_UNCHANGED)
-    rows = batch["indices"][:, 0] == 0
-    if rows.any():
-        y, x = batch["indices"][rows, 1], batch["indices"][rows, 2]
-        assert (batch["semantics"][rows] == torch.from_numpy(sem.astype(np.int64))[y, x]).all()
+    # rays carry the labels of their own pixels: check the single image's rays against its label file
+    frame = int(single[0, 0])
+    meta = json.loads((tiny_scene_dir / "transforms.json").read_text())
+    name = Path(dm.train_dataset.image_filenames[frame]).name
+    entry = next(f for f in meta["frames"] if Path(f["file_path"]).name == name)
+    sem = torch.from_numpy(cv2.imread(str(tiny_scene_dir / entry["semantics_path"]), cv2.IMREAD_UNCHANGED).astype(np.int64))
+    y, x = single[:, 1], single[:, 2]
+    assert (batch["semantics"][image_rays] == sem[y, x]).all()
+
+
+def test_instance_rays_are_distinct_thing_pixels_and_fewer_where_there_are_few(tiny_scene_dir: Path) -> None:
+    dm = load(tiny_scene_dir, instance_num_rays=10_000)  # more than any image has thing pixels
+    for step in range(3):
+        _, batch = dm.next_train(step)
+        rays = batch["is_instance_ray"]
+        frame = int(batch["indices"][rays][0, 0]) if rays.any() else int(batch["indices"][batch["is_single_image_ray"]][0, 0])
+        thing_pixels = int(dm.labels.instance_mask(frame).sum())
+        assert int(rays.sum()) == thing_pixels  # every thing pixel once: no duplicates, no padding
+        assert batch["is_thing"][rays].all() and (batch["instances"][rays] > 0).all()
+        assert batch["indices"][rays].unique(dim=0).shape[0] == thing_pixels
+    no_extra = load(tiny_scene_dir, instance_num_rays=0)
+    _, batch = no_extra.next_train(0)
+    assert not batch["is_instance_ray"].any() and len(batch["indices"]) == 64 + 32
 
 
 def test_missing_label_file_is_named(tiny_scene_copy: Path) -> None:

@@ -1,60 +1,121 @@
-"""Metric conventions on hand-made cases whose PQ, SQ, RQ and mIoU are worked out here."""
+"""Metric conventions on hand-made cases whose PQ, SQ, RQ and mIoU are worked out here, under both protocols."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.metrics import frame_panoptic_quality, mean_iou, scene_panoptic_quality
+from plift_nerfstudio.metrics import frame_counts, mean_iou, protocol_scores, scene_counts, scores_from_counts
 
-TABLE = ClassTable(names=("chair", "floor"), is_thing=(True, False), colors=((255, 0, 0), (0, 255, 0)))
+WALL, CHAIR, FLOOR, LAMP = 1, 2, 3, 4  # a made-up table: chair is the only thing class
+NUM_CLASSES = 4
 
 
 def t(rows):
     return torch.tensor(rows, dtype=torch.long)
 
 
-def test_miou_ignores_ground_truth_void_and_counts_void_predictions_as_misses() -> None:
+def frame_pq(pred_sem, pred_ins, gt_sem, gt_ins):
+    return scores_from_counts(frame_counts(pred_sem, pred_ins, gt_sem, gt_ins, NUM_CLASSES))
+
+
+def scene_pq(pred_sem, pred_ins, gt_sem, gt_ins):
+    return scores_from_counts(scene_counts(pred_sem, pred_ins, gt_sem, gt_ins, NUM_CLASSES))
+
+
+def test_miou_over_ground_truth_classes_or_over_every_non_empty_union() -> None:
     gt = t([[[1, 1, 2, 2, 0, 1]]])
-    pred = t([[[1, 2, 2, 2, 1, 0]]])
-    # class 1: TP 1, FN 2 (one predicted 2, one predicted void) -> 1/3; class 2: TP 2, FP 1 -> 2/3
-    assert mean_iou(pred, gt, num_classes=2) == pytest.approx(100 * (1 / 3 + 2 / 3) / 2, rel=1e-5)
+    pred = t([[[1, 2, 2, 2, 3, 0]]])
+    # wall: TP 1, missed twice (once as chair, once void) -> 1/3; chair: TP 2, FP 1 -> 2/3; floor is predicted only
+    # on a ground-truth void pixel, which is ignored: its union is empty
+    assert mean_iou(pred, gt, NUM_CLASSES, "ground_truth") == pytest.approx(100 * (1 / 3 + 2 / 3) / 2)
+    pred_floor = t([[[1, 2, 2, 3, 3, 0]]])  # floor takes a chair pixel: floor IoU 0, chair 1/3 (TP 1 of union 3)
+    assert mean_iou(pred_floor, gt, NUM_CLASSES, "ground_truth") == pytest.approx(100 * (1 / 3 + 1 / 3) / 2)
+    assert mean_iou(pred_floor, gt, NUM_CLASSES, "union") == pytest.approx(100 * (1 / 3 + 1 / 3 + 0) / 3)
 
 
-def test_frame_pq_worked_example() -> None:
-    # chair (thing) gt id 1 on 4 px, predicted with id 5 on 3 of them: IoU 3/4; floor 4 px, predicted on 5: IoU 4/5
-    gt_sem, gt_ins = t([[[1, 1, 1, 1, 2, 2, 2, 2]]]), t([[[1, 1, 1, 1, 0, 0, 0, 0]]])
-    pr_sem, pr_ins = t([[[1, 1, 1, 2, 2, 2, 2, 2]]]), t([[[5, 5, 5, 0, 0, 0, 0, 0]]])
-    s = frame_panoptic_quality(pr_sem, pr_ins, gt_sem, gt_ins, TABLE)
-    assert s.pq == pytest.approx(100 * (0.75 + 0.8) / 2, rel=1e-5)
-    assert s.sq == pytest.approx(100 * (0.75 + 0.8) / 2, rel=1e-5)
-    assert s.rq == pytest.approx(100.0)
+def test_conventional_pq_worked_example() -> None:
+    # chair (thing) gt id 1 on 4 px, predicted with id 5 on 3 of them: IoU 3/4; wall 4 px, predicted on 5: IoU 4/5
+    gt_sem, gt_ins = t([[[2, 2, 2, 2, 1, 1, 1, 1]]]), t([[[1, 1, 1, 1, 0, 0, 0, 0]]])
+    pr_sem, pr_ins = t([[[2, 2, 2, 1, 1, 1, 1, 1]]]), t([[[5, 5, 5, 0, 0, 0, 0, 0]]])
+    s = frame_pq(pr_sem, pr_ins, gt_sem, gt_ins)
+    assert (s.pq, s.sq, s.rq) == pytest.approx((100 * (0.75 + 0.8) / 2, 100 * (0.75 + 0.8) / 2, 100.0))
 
 
-def test_frame_pq_counts_unmatched_segments() -> None:
-    # two gt chairs (ids 1, 2); prediction merges them into one segment: IoU 2/4 is not > 0.5, so 1 FP and 2 FN
-    gt_sem, gt_ins = t([[[1, 1, 1, 1, 2, 2]]]), t([[[1, 1, 2, 2, 0, 0]]])
-    pr_sem, pr_ins = t([[[1, 1, 1, 1, 2, 2]]]), t([[[3, 3, 3, 3, 0, 0]]])
-    s = frame_panoptic_quality(pr_sem, pr_ins, gt_sem, gt_ins, TABLE)
-    # chair: PQ 0 (no TP); floor: perfect -> PQ 1, RQ for chair: 0
-    assert s.pq == pytest.approx(50.0)
-    assert s.rq == pytest.approx(50.0)
+def test_merged_instances_give_one_false_positive_and_two_misses() -> None:
+    # two gt chairs (ids 1, 2); the prediction merges them: IoU 2/4 is not > 0.5 -> chair TP 0, FP 1, FN 2
+    gt_sem, gt_ins = t([[[2, 2, 2, 2, 1, 1]]]), t([[[1, 1, 2, 2, 0, 0]]])
+    pr_sem, pr_ins = t([[[2, 2, 2, 2, 1, 1]]]), t([[[3, 3, 3, 3, 0, 0]]])
+    s = frame_pq(pr_sem, pr_ins, gt_sem, gt_ins)
+    assert (s.pq, s.sq, s.rq) == pytest.approx((50.0, 50.0, 50.0))  # wall perfect, chair 0
 
 
-def test_void_ground_truth_is_removed_from_the_union() -> None:
-    gt_sem, gt_ins = t([[[1, 1, 0, 0]]]), t([[[1, 1, 0, 0]]])
-    pr_sem, pr_ins = t([[[1, 1, 1, 1]]]), t([[[4, 4, 4, 4]]])
-    # the predicted chair spills over void pixels only: they do not count, IoU = 1
-    assert frame_panoptic_quality(pr_sem, pr_ins, gt_sem, gt_ins, TABLE).pq == pytest.approx(100.0)
+def test_prediction_over_ground_truth_void_is_removed_from_the_union() -> None:
+    gt_sem, gt_ins = t([[[2, 2, 0, 0]]]), t([[[1, 1, 0, 0]]])
+    pr_sem, pr_ins = t([[[2, 2, 2, 2]]]), t([[[4, 4, 4, 4]]])
+    assert frame_pq(pr_sem, pr_ins, gt_sem, gt_ins).pq == pytest.approx(100.0)
+    # a predicted segment lying mostly on ground-truth void is no false positive
+    gt_sem2, gt_ins2 = t([[[1, 1, 1, 0, 0, 0]]]), t([[[0] * 6]])
+    pr_sem2, pr_ins2 = t([[[1, 1, 1, 2, 2, 2]]]), t([[[0, 0, 0, 7, 7, 7]]])
+    assert frame_pq(pr_sem2, pr_ins2, gt_sem2, gt_ins2).pq == pytest.approx(100.0)
+
+
+def test_half_void_segment_is_a_miss_under_both_protocols() -> None:
+    """2D labels that mark half a chair and leave the rest void: torchmetrics' rules score this PQ 100."""
+    gt_sem = t([[[2, 2, 1, 1], [2, 2, 1, 1], [2, 2, 1, 1], [2, 2, 1, 1]]])
+    gt_ins = t([[[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0]]])
+    pr_sem = t([[[2, 2, 1, 1], [2, 2, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]]])
+    pr_ins = t([[[3, 3, 0, 0], [3, 3, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]])
+    # chair: 4 px of 8 predicted, the rest void: IoU 4 / (8 + 4 - 4) = 0.5, not > 0.5 -> FN 1 and FP 1, PQ 0;
+    # wall: IoU 1 -> PQ 100. Both classes hold >= 0.5% of the pixels, so the paper's protocol agrees.
+    scores = protocol_scores(pr_sem, pr_ins, gt_sem, gt_ins, NUM_CLASSES, scene_level=True)
+    for protocol in ("panopticapi", "paper"):
+        s = scores[protocol]
+        assert (s["pq"], s["sq"], s["rq"]) == pytest.approx((50.0, 50.0, 50.0)), protocol
+        assert (s["scene_pq"], s["scene_sq"], s["scene_rq"]) == pytest.approx((50.0, 50.0, 50.0)), protocol
+    # mIoU: wall 1, chair 4/8 (void predictions are misses)
+    assert scores["panopticapi"]["miou"] == pytest.approx(75.0)
+
+
+def test_stray_pixel_of_a_rare_class_counts_only_under_panopticapi() -> None:
+    gt_sem, gt_ins = torch.full((1, 20, 20), WALL), torch.zeros(1, 20, 20, dtype=torch.long)
+    pr_sem = gt_sem.clone()
+    pr_sem[0, 5, 5] = LAMP  # one pixel of 400: 0.25% < 0.5%
+    scores = protocol_scores(pr_sem, gt_ins, gt_sem, gt_ins, NUM_CLASSES, scene_level=True)
+    # panopticapi: wall IoU 399/400 (TP), lamp a false positive: PQ (99.75 + 0) / 2, SQ (99.75 + 0) / 2, RQ 50
+    api = scores["panopticapi"]
+    assert (api["pq"], api["sq"], api["rq"]) == pytest.approx((49.875, 49.875, 50.0))
+    # paper: lamp holds under 0.5% in ground truth and prediction, so only the wall is averaged
+    paper = scores["paper"]
+    assert (paper["pq"], paper["sq"], paper["rq"]) == pytest.approx((99.75, 99.75, 100.0))
+    assert paper["scene_pq"] == pytest.approx(99.75)
+    # mIoU: over ground-truth classes only the wall (99.75); over non-empty unions the lamp too (0)
+    assert api["miou"] == pytest.approx(99.75) and paper["miou"] == pytest.approx(99.75 / 2)
+
+
+def test_stuff_class_split_across_frames_is_one_scene_segment() -> None:
+    gt_sem = torch.full((2, 4, 4), WALL)
+    gt_ins = torch.zeros(2, 4, 4, dtype=torch.long)
+    pr_sem = gt_sem.clone()
+    pr_sem[1] = FLOOR  # the wall is right in frame 0 and called floor in frame 1
+    scores = protocol_scores(pr_sem, gt_ins, gt_sem, gt_ins, NUM_CLASSES, scene_level=True)
+    for protocol in ("panopticapi", "paper"):
+        s = scores[protocol]
+        # per image: frame 0 wall TP (IoU 1); frame 1 wall FN and floor FP. Summed per class: wall TP 1 FN 1 ->
+        # PQ 1/1.5, SQ 1, RQ 1/1.5; floor FP 1 -> 0, 0, 0
+        assert (s["pq"], s["sq"], s["rq"]) == pytest.approx((100 / 3, 50.0, 100 / 3)), protocol
+        # scene: one wall segment of 32 px against a predicted wall of 16 px: IoU 1/2, no match -> wall FN 1, FP 1;
+        # floor FP 1: PQ 0 (floor holds 50% of the predicted pixels, so the paper's protocol keeps it)
+        assert (s["scene_pq"], s["scene_sq"], s["scene_rq"]) == pytest.approx((0.0, 0.0, 0.0)), protocol
 
 
 def test_scene_pq_needs_ids_consistent_across_frames() -> None:
-    gt_sem = t([[[1, 1, 2, 2]], [[1, 1, 2, 2]]])
+    gt_sem = t([[[2, 2, 1, 1]], [[2, 2, 1, 1]]])
     gt_ins = t([[[1, 1, 0, 0]], [[1, 1, 0, 0]]])  # the same chair in both frames
     per_frame_ids = t([[[5, 5, 0, 0]], [[7, 7, 0, 0]]])
     consistent_ids = t([[[5, 5, 0, 0]], [[5, 5, 0, 0]]])
-    assert frame_panoptic_quality(gt_sem, per_frame_ids, gt_sem, gt_ins, TABLE).pq == pytest.approx(100.0)
+    assert frame_pq(gt_sem, per_frame_ids, gt_sem, gt_ins).pq == pytest.approx(100.0)
     # tiled: two predicted chairs of 2 px each against one gt chair of 4 px -> IoU 0.5 each, no match
-    assert scene_panoptic_quality(gt_sem, per_frame_ids, gt_sem, gt_ins, TABLE).pq == pytest.approx(50.0)
-    assert scene_panoptic_quality(gt_sem, consistent_ids, gt_sem, gt_ins, TABLE).pq == pytest.approx(100.0)
+    s = scene_pq(gt_sem, per_frame_ids, gt_sem, gt_ins)
+    assert (s.pq, s.sq, s.rq) == pytest.approx((50.0, 50.0, 50.0))
+    assert scene_pq(gt_sem, consistent_ids, gt_sem, gt_ins).pq == pytest.approx(100.0)

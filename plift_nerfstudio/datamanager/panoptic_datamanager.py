@@ -25,7 +25,12 @@ from plift_nerfstudio.labels.dataset_labels import (
     load_label_store,
     transforms_path_of,
 )
-from plift_nerfstudio.labels.store import PanopticLabelStore, frames_with_labels, sample_pixels_in_mask
+from plift_nerfstudio.labels.store import (
+    PanopticLabelStore,
+    frames_with_labels,
+    sample_distinct_pixels_in_mask,
+    sample_pixels_in_mask,
+)
 from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY
 
 
@@ -39,7 +44,12 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
     train_num_rays_per_batch: int = 2048
     """Rays drawn across all training images per step (RGB and semantic losses)."""
     single_image_num_rays: int = 1024
-    """Rays drawn from one training image per step (instance and segment consistency losses)."""
+    """Rays drawn uniformly over the labelled pixels of one training image per step (segment consistency loss;
+    the instance loss also uses those that fall on thing pixels)."""
+    instance_num_rays: int = 1024
+    """Extra rays from the same image, drawn among its thing pixels that carry a 2D instance id, for the instance
+    loss (the authors sample up to 1024 thing rays). Distinct pixels: an image with fewer thing pixels gives fewer
+    rays, none where it has none. 0 = the instance loss sees only the thing pixels among the uniform rays."""
 
 
 class PanopticDataManager(VanillaDataManager[InputDataset]):
@@ -93,11 +103,15 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
         scene = self.train_pixel_sampler.sample(image_batch)
         image_rays = self._single_image_rays(image_batch, scene["indices"].device)
         indices = torch.cat([scene["indices"], image_rays["indices"]])
+        num_scene, num_image = len(scene["indices"]), len(image_rays["indices"])
         batch: Dict[str, Tensor] = {
             "indices": indices,
             "image": torch.cat([scene["image"], image_rays["image"].to(scene["image"].device)]),
             "is_single_image_ray": torch.cat(
-                [torch.zeros(len(scene["indices"]), dtype=torch.bool), torch.ones(len(image_rays["indices"]), dtype=torch.bool)]
+                [torch.zeros(num_scene, dtype=torch.bool), torch.ones(num_image, dtype=torch.bool)]
+            ).to(indices.device),
+            "is_instance_ray": torch.cat(
+                [torch.zeros(num_scene, dtype=torch.bool), image_rays["is_instance_ray"]]
             ).to(indices.device),
         }
         batch.update(self.labels.gather(indices))
@@ -105,7 +119,9 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
         return ray_bundle, batch
 
     def _single_image_rays(self, image_batch: Dict, device: torch.device) -> Dict[str, Tensor]:
-        """Rays from one training image (chosen at random among those with labels) inside its labelled pixels."""
+        """Rays from one training image (chosen at random among those with labels): ``single_image_num_rays``
+        uniformly inside its labelled pixels, then up to ``instance_num_rays`` distinct thing pixels with a 2D
+        instance id (flagged ``is_instance_ray``)."""
         assert self.labels is not None
         frame_ids = torch.as_tensor(image_batch["image_idx"]).cpu()
         candidates = torch.nonzero(self._frame_has_labels[frame_ids]).flatten()
@@ -116,10 +132,14 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
         mask = self.labels.labelled_mask(frame)
         if "mask" in image_batch:
             mask = mask & image_batch["mask"][position, ..., 0].cpu().bool()
-        yx = sample_pixels_in_mask(mask, self.config.single_image_num_rays)
+        uniform = sample_pixels_in_mask(mask, self.config.single_image_num_rays)
+        things = sample_distinct_pixels_in_mask(mask & self.labels.instance_mask(frame), self.config.instance_num_rays)
+        yx = torch.cat([uniform, things])
         rgb = image_batch["image"][position][yx[:, 0].to(image_batch["image"].device), yx[:, 1].to(image_batch["image"].device)]
         indices = torch.cat([torch.full((len(yx), 1), frame, dtype=yx.dtype), yx], dim=1).to(device)
-        return {"indices": indices, "image": rgb}
+        is_instance_ray = torch.cat([torch.zeros(len(uniform), dtype=torch.bool), torch.ones(len(things), dtype=torch.bool)])
+        return {"indices": indices, "image": rgb, "is_instance_ray": is_instance_ray}
 
     def get_train_rays_per_batch(self) -> int:
-        return self.config.train_num_rays_per_batch + self.config.single_image_num_rays
+        """Rays per step at most (an image with few thing pixels gives fewer instance rays)."""
+        return self.config.train_num_rays_per_batch + self.config.single_image_num_rays + self.config.instance_num_rays

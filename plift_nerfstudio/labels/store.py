@@ -60,6 +60,10 @@ class PanopticLabelStore:
         """Pixels with a (non-void) class label."""
         return self.semantics[frame] > 0
 
+    def instance_mask(self, frame: int) -> Bool[Tensor, "H W"]:
+        """Pixels of thing classes that carry a 2D instance id (what the instance loss is computed on)."""
+        return (self.instances[frame] > 0) & self.is_thing_lut[self.semantics[frame].long()]
+
     def gather(self, indices: Int[Tensor, "R 3"]) -> Dict[str, Tensor]:
         """Labels of rays given as (frame, y, x) rows at image resolution (on the indices' device)."""
         c, y, x = (indices[:, i].long().cpu() for i in range(3))
@@ -107,6 +111,14 @@ def sample_pixels_in_mask(
         raise ValueError("cannot sample rays from an image with no labelled pixels")
     picks = torch.randint(0, len(candidates), (num_rays,), generator=generator)
     return candidates[picks]
+
+
+def sample_distinct_pixels_in_mask(mask: Bool[Tensor, "H W"], max_rays: int) -> Int[Tensor, "n 2"]:
+    """At most ``max_rays`` distinct (y, x) pixels among the True pixels of a mask (all of them if fewer)."""
+    candidates = torch.nonzero(mask, as_tuple=False)
+    if len(candidates) <= max_rays:
+        return candidates
+    return candidates[torch.randperm(len(candidates))[:max_rays]]
 
 
 def frames_with_labels(store: PanopticLabelStore) -> List[int]:
