@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from plift_nerfstudio.labels.folder_import import import_label_folder
+from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.labels.ground_truth import attach_ground_truth
+from plift_nerfstudio.metrics import PROTOCOLS, protocol_scores
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 from test_training import tiny_config  # the tiny training preset of the training test
 
@@ -64,5 +66,18 @@ def test_colmap_poses_labels_and_ground_truth_make_a_trainable_dataset(tmp_path:
     assert len(datamanager.eval_dataset) == len(report.test_frames)
     trainer.train()
     metrics = trainer.pipeline.get_average_eval_image_metrics()
-    assert np.isfinite(metrics["psnr"]) and 0.0 <= metrics["scene_pq"] <= 100.0
+    assert np.isfinite(metrics["psnr"])  # 30 steps: the point here is that the dataset trains and evaluates
+    # the scores of the 2D labels are their own files against the attached ground truth of the registered test
+    # frames: right frames, right maps (a renumbering or a wrong split would not reproduce them)
+    test_frames = [f for f in json.loads((data / "transforms.json").read_text())["frames"]
+                   if f["file_path"] in set(report.test_frames)]
+    maps = [torch.from_numpy(np.stack([read_label_png(data / f[key]).astype(np.int64) for f in test_frames]))
+            for key in ("semantics_path", "instances_path", "gt_semantics_path", "gt_instances_path")]
+    expected = protocol_scores(*maps, num_classes=21, scene_level=False)
+    for protocol in PROTOCOLS:
+        for key in ("pq", "miou"):
+            assert metrics[f"labels_{protocol}_{key}"] == pytest.approx(expected[protocol][key]), (protocol, key)
+            assert 0.0 <= metrics[f"{protocol}_{key}"] <= 100.0
+        assert 0.0 <= metrics[f"{protocol}_scene_pq"] <= 100.0
+    assert expected["panopticapi"]["miou"] > 20  # the labels of the right frames match their ground truth
     assert torch.isfinite(next(trainer.pipeline.model.parameters())).all()

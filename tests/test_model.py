@@ -44,14 +44,21 @@ def random_rays(n: int = 64) -> RayBundle:
     )
 
 
-def test_rendered_probabilities_sum_to_at_most_one() -> None:
-    model = make_model()
+def half_opaque_model(**overrides):
+    """A thin medium everywhere: the random rays end with accumulation well below 1, so a rendered distribution
+    that sums to the opacity (bounded) and one that sums to 1 (unbounded) differ by far more than float error."""
+    return make_model(density_shift=-4.0, density_scale=1.0, **overrides)
+
+
+def test_rendered_probabilities_sum_to_the_ray_opacity() -> None:
+    torch.manual_seed(0)
+    model = half_opaque_model()
     model.train()
     out = model(random_rays())
+    accumulation = out["accumulation"][:, 0]
+    assert accumulation.max() < 0.9 and accumulation.min() > 0.01  # partly opaque rays, none empty
     for key in ("semantic_probs", "instance_probs"):
-        sums = out[key].sum(-1)
-        assert (sums <= 1.0 + 1e-5).all(), key
-        assert torch.allclose(sums, out["accumulation"][:, 0], atol=1e-4)  # opacity of the ray
+        torch.testing.assert_close(out[key].sum(-1), accumulation, atol=1e-4, rtol=0, msg=key)
 
 
 def _grad_norm(params) -> float:
@@ -80,10 +87,30 @@ def test_without_gradient_blocking_segmentation_moves_density() -> None:
 
 
 def test_unbounded_ablation_renders_a_distribution_from_logits() -> None:
-    model = make_model(bounded_fields=False)
-    model.train()
-    out = model(random_rays())
-    assert torch.allclose(out["semantic_probs"].sum(-1), torch.ones(64), atol=1e-5)
+    rays = random_rays()
+    torch.manual_seed(0)
+    bounded = half_opaque_model()
+    torch.manual_seed(0)
+    unbounded = half_opaque_model(bounded_fields=False)
+    for model in (bounded, unbounded):
+        model.train()
+    bounded_sums = bounded(rays)["semantic_probs"].sum(-1)
+    unbounded_sums = unbounded(rays)["semantic_probs"].sum(-1)
+    torch.testing.assert_close(unbounded_sums, torch.ones(64), atol=1e-5, rtol=0)  # softmax after rendering
+    assert (1 - bounded_sums).min() > 0.1  # probabilities per sample: never more than the ray's opacity
+
+
+def test_rays_that_render_nothing_are_void() -> None:
+    model = make_model(density_shift=-30.0)  # empty scene: accumulation ~0 on every ray
+    model.eval()
+    with torch.no_grad():
+        out = model(random_rays(16))
+    assert out["accumulation"].max() < model.config.void_accumulation
+    assert (out["semantic_id"] == 0).all() and (out["instance_id"] == 0).all()
+    dense = make_model()
+    dense.eval()
+    with torch.no_grad():
+        assert (dense(random_rays(16))["semantic_id"] > 0).all()  # opaque rays get a class
 
 
 def test_rendering_outputs_one_value_per_ray_for_viewer() -> None:
@@ -110,3 +137,46 @@ def test_grid_resolution_follows_the_upsampling_schedule() -> None:
     model.update_to_step(25)
     assert model.field.grid_resolution == 24
     assert model.field.density_encoding.plane_coef.shape[-1] == 24
+
+
+def test_instance_loss_through_get_loss_dict_trains_the_instance_head_not_density() -> None:
+    torch.manual_seed(0)
+    model = make_model(instance_loss_start_step=0)
+    model.train()
+    rays = random_rays(64)
+    table = scannet21_class_table()
+    chair, wall = table.names.index("chair") + 1, table.names.index("wall") + 1
+    semantics = torch.where(torch.arange(64) < 40, chair, wall)
+    instances = torch.where(torch.arange(64) < 20, 1, torch.where(torch.arange(64) < 40, 2, 0))
+    class_probs = torch.nn.functional.one_hot(semantics - 1, table.num_classes).float()
+    batch = {
+        "image": torch.rand(64, 3), "semantics": semantics, "instances": instances, "class_probs": class_probs,
+        "confidence": torch.ones(64), "is_thing": torch.tensor([False, *table.is_thing])[semantics],
+        "is_single_image_ray": torch.arange(64) >= 8, "is_instance_ray": torch.zeros(64, dtype=torch.bool),
+    }
+    losses = model.get_loss_dict(model(rays), batch, {})
+    assert losses["instance_loss"] > 0
+    losses["instance_loss"].backward()
+    grids = list(model.field.density_encoding.parameters()) + list(model.field.color_encoding.parameters())
+    assert _grad_norm(grids) == 0.0
+    assert _grad_norm(model.field.instance_head.parameters()) > 0.0
+    assert _grad_norm(model.field.semantic_head.parameters()) == 0.0
+
+
+def test_tinycudann_is_used_only_where_it_can_run(monkeypatch) -> None:
+    import sys
+    import types
+
+    from plift_nerfstudio.fields.panoptic_field import resolve_implementation
+
+    monkeypatch.setitem(sys.modules, "tinycudann", None)  # not installed: import fails
+    assert resolve_implementation("auto") == "torch"
+    with pytest.raises(ValueError, match="implementation tcnn needs tinycudann"):
+        resolve_implementation("tcnn")
+    monkeypatch.setitem(sys.modules, "tinycudann", types.ModuleType("tinycudann"))  # installed
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_implementation("auto") == "torch"
+    with pytest.raises(ValueError, match="needs CUDA"):
+        resolve_implementation("tcnn")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_implementation("auto") == "tcnn" and resolve_implementation("torch") == "torch"

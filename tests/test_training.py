@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from nerfstudio.utils.eval_utils import eval_setup
 
+from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.method_config import panoptic_lifting_lite
 
 STEPS = 80
@@ -35,6 +38,25 @@ def tiny_config(data: Path, output_dir: Path):
     config.steps_per_eval_all_images = 100000
     config.set_timestamp()
     return config
+
+
+def frames_of_test_split(data: Path):
+    meta = json.loads((data / "transforms.json").read_text())
+    return [f for f in meta["frames"] if f["file_path"] in set(meta["test_filenames"])]
+
+
+def read_test_frame_names(data: Path):
+    return [Path(f["file_path"]).name for f in frames_of_test_split(data)]
+
+
+def read_test_frame_maps(data: Path):
+    """Ground-truth and 2D-label maps of the dataset's test frames, read straight from their files."""
+    frames = frames_of_test_split(data)
+
+    def stack(key: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([read_label_png(data / f[key]).astype(np.int64) for f in frames]))
+
+    return stack("gt_semantics_path"), stack("gt_instances_path"), stack("semantics_path"), stack("instances_path")
 
 
 def fixed_batch_loss(pipeline, ray_bundle, batch) -> float:
@@ -74,18 +96,34 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     for key in ("rgb", "semantics", "instances", "panoptic"):
         assert outputs[key].shape == (h, w, 3), key
     assert outputs["semantic_id"].shape == (h, w, 1)
-    assert outputs["semantic_id"].min() >= 1 and outputs["semantic_id"].max() <= 21
+    assert (outputs["semantic_id"] > 0).float().mean() > 0.95 and outputs["semantic_id"].max() <= 21  # 0: void
 
     # the evaluation renders every test view and scores ours and the 2D labels against ground truth
-    from plift_nerfstudio.evaluation import evaluate_pipeline
+    from plift_nerfstudio.evaluation import evaluate_pipeline, flat_metrics
+    from plift_nerfstudio.metrics import PROTOCOLS, protocol_scores
 
     result = evaluate_pipeline(loaded, keep_renders=1)
     assert result.num_views == 3 and len(result.renders) == 1
-    for key in ("scene_pq", "pq", "miou", "psnr", "ssim"):
-        assert result.ours[key] is not None and result.ours[key] >= 0, key
-    assert 0 <= result.ours["miou"] <= 100 and result.ours["psnr"] > 10
-    assert result.machine_labels["scene_pq"] is None  # per-frame ids: PQscene is not defined
-    assert result.machine_labels["miou"] > 0
+    gt_sem, gt_ins, label_sem, label_ins = read_test_frame_maps(tiny_scene_dir)
+    # the 2D labels' row is their own files scored against the ground truth of the same frames, by the same rules
+    expected = protocol_scores(label_sem, label_ins, gt_sem, gt_ins, 21, scene_level=False)
+    for protocol in PROTOCOLS:
+        assert result.machine_labels[protocol] == pytest.approx(expected[protocol]), protocol
+        assert result.machine_labels[protocol]["scene_pq"] is None  # per-frame ids: PQscene is not defined
+        for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "sq", "rq", "miou"):
+            assert 0 <= result.ours[protocol][key] <= 100, (protocol, key)
+    # our row is our renders of the same frames (paired with the ground truth by file name here, not by the
+    # evaluation's loop) scored by the same rules: a render scored against another frame's ground truth would differ
+    eval_dataset = loaded.datamanager.eval_dataset
+    names = [Path(f).name for f in eval_dataset.image_filenames]
+    renders = [loaded.model.get_outputs_for_camera(eval_dataset.cameras[names.index(name):names.index(name) + 1])
+               for name in read_test_frame_names(tiny_scene_dir)]
+    our_sem = torch.stack([r["semantic_id"][..., 0].long().cpu() for r in renders])
+    our_ins = torch.stack([r["instance_id"][..., 0].long().cpu() for r in renders])
+    ours_expected = protocol_scores(our_sem, our_ins, gt_sem, gt_ins, 21, scene_level=True)
+    for protocol in PROTOCOLS:
+        assert result.ours[protocol] == pytest.approx(ours_expected[protocol], abs=1e-6), protocol
+    assert result.image_metrics["psnr"] > 15
     # the picture: test image | ground truth | machine labels | ours | our colour, one row per kept view
     import cv2
 
@@ -98,8 +136,11 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
 
     # ns-eval: nerfstudio's per-image averages plus the scene-level metrics computed over all test views at once
     ns_eval = loaded.get_average_eval_image_metrics(output_path=tmp_path / "ns-eval-images", get_std=True)
-    assert abs(ns_eval["psnr"] - result.ours["psnr"]) < 1e-4 and "psnr_std" in ns_eval
-    for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "miou"):
-        assert abs(ns_eval[key] - result.ours[key]) < 1e-6, key
-    assert abs(ns_eval["labels_miou"] - result.machine_labels["miou"]) < 1e-6
+    assert abs(ns_eval["psnr"] - result.image_metrics["psnr"]) < 1e-4 and "psnr_std" in ns_eval
+    flat = flat_metrics(result)
+    for protocol in PROTOCOLS:
+        for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "miou"):
+            assert ns_eval[f"{protocol}_{key}"] == pytest.approx(flat[f"{protocol}_{key}"], abs=1e-6), (protocol, key)
+        assert ns_eval[f"labels_{protocol}_miou"] == pytest.approx(flat[f"labels_{protocol}_miou"], abs=1e-6)
+        assert f"labels_{protocol}_scene_pq" not in ns_eval
     assert len(list((tmp_path / "ns-eval-images").glob("eval_panoptic_*.png"))) == 3

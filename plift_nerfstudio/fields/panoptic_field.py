@@ -17,14 +17,23 @@ from torch import Tensor, nn
 
 
 def resolve_implementation(choice: Literal["auto", "tcnn", "torch"]) -> Literal["tcnn", "torch"]:
-    """'auto' means tinycudann when it is installed and CUDA is present, plain torch otherwise."""
-    if choice != "auto":
-        return choice
+    """'auto' means tinycudann when it is installed and CUDA is present, plain torch otherwise; 'tcnn' asked for
+    where it cannot run is refused (nerfstudio's MLP would fall back to torch with only a warning)."""
+    if choice == "torch":
+        return "torch"
     try:
         import tinycudann  # noqa: F401
-    except ImportError:
+    except ImportError as err:
+        if choice == "tcnn":
+            raise ValueError(f"--pipeline.model.implementation tcnn needs tinycudann, which does not import ({err}); "
+                             "install it (README) or use 'auto' or 'torch'") from None
         return "torch"
-    return "tcnn" if torch.cuda.is_available() else "torch"
+    if not torch.cuda.is_available():
+        if choice == "tcnn":
+            raise ValueError("--pipeline.model.implementation tcnn needs CUDA, which this machine lacks; use 'auto' or "
+                             "'torch'")
+        return "torch"
+    return "tcnn"
 
 
 def make_position_encoding(num_frequencies: int) -> nn.Module:

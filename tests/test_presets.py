@@ -1,0 +1,59 @@
+"""The paper-scale preset follows the paper's schedule, and runs on the CPU (a GPU is rarely lent to test it)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from plift_nerfstudio.method_config import panoptic_lifting
+
+
+def test_paper_preset_follows_the_papers_schedule() -> None:
+    config = panoptic_lifting.config
+    model, datamanager = config.pipeline.model, config.pipeline.datamanager
+    epoch = 45_000  # 450k iterations (paper Sec. 3) over ~10 epochs (facts file)
+    assert config.max_num_iterations == 10 * epoch
+    assert model.upsampling_iters == (epoch, 2 * epoch, 3 * epoch, 4 * epoch)  # epochs 1..4
+    assert (model.init_resolution, model.final_resolution) == (128, 192)
+    assert model.semantic_loss_start_step == 0
+    assert model.instance_loss_start_step == 3 * epoch and model.consistency_loss_start_step == 6 * epoch
+    assert (model.rgb_loss_mult, model.semantic_loss_mult, model.instance_loss_mult) == (1.0, 1.0, 1.0)
+    assert model.consistency_loss_mult == 1.35
+    assert (model.semantic_mlp_layers, model.semantic_mlp_width, model.instance_mlp_layers) == (5, 256, 3)
+    assert model.num_surrogate_ids == 50 and model.position_frequencies == 0
+    assert (datamanager.train_num_rays_per_batch, datamanager.single_image_num_rays, datamanager.instance_num_rays) == (
+        2048, 1024, 1024)
+    optimizers = config.optimizers
+    assert optimizers["encodings"]["optimizer"].lr == 1e-2
+    for name in ("fields", "semantic_head", "instance_head"):
+        assert optimizers[name]["optimizer"].lr == 5e-4, name
+    assert all(group["scheduler"] is None for group in optimizers.values())  # constant rates, as the authors train
+    assert optimizers["instance_head"]["optimizer"].weight_decay == 1e-3
+
+
+def test_paper_preset_trains_a_few_steps_on_the_cpu(tiny_scene_dir: Path, tmp_path: Path) -> None:
+    """The paper's model sizes, optimisers and schedule; only the batch is smaller, so that three steps are quick."""
+    config = copy.deepcopy(panoptic_lifting.config)
+    config.machine.device_type = "cpu"  # --machine.device-type cpu
+    config.pipeline.datamanager.data = tiny_scene_dir
+    config.pipeline.datamanager.dataparser.data = tiny_scene_dir
+    datamanager = config.pipeline.datamanager
+    datamanager.train_num_rays_per_batch, datamanager.single_image_num_rays, datamanager.instance_num_rays = 128, 64, 64
+    config.max_num_iterations = 3
+    config.output_dir, config.vis = tmp_path, "tensorboard"
+    config.set_timestamp()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    model = trainer.pipeline.model
+    assert model.device.type == "cpu" and model.field.grid_resolution == 128
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    trainer.train()
+    changed = [k for k, v in model.named_parameters() if not torch.equal(v.detach(), before[k])]
+    assert any("density_encoding" in k for k in changed) and any("semantic_head" in k for k in changed)
+    for name, optimizer in trainer.optimizers.optimizers.items():
+        expected = panoptic_lifting.config.optimizers[name]["optimizer"].lr
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected), name  # no decay
+    assert not trainer.optimizers.schedulers
