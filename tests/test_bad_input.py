@@ -9,13 +9,12 @@ under the case's folder before and after, except the folders the command was tol
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -26,16 +25,11 @@ from plift_nerfstudio.labels.class_mapping import coco_panoptic_categories
 from plift_nerfstudio.synth import cli as synth_cli
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 from test_capture_workflow import processed
-from test_coco_import import segment_png
+from test_coco_import import checksums, segment_png
 from test_training import tiny_config
 
 ENTRYPOINTS = {"plift-import-labels": import_cli.entrypoint, "plift-synth": synth_cli.entrypoint,
                "plift-attach-ground-truth": ground_truth_cli.entrypoint, "plift-eval": eval_cli.entrypoint}
-
-
-def checksums(root: Path, skip: Tuple[str, ...] = ()) -> Dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.relative_to(root).as_posix().startswith(skip)}
 
 
 def run(command: str, args: List[str], capsys, monkeypatch) -> Tuple[int, str]:

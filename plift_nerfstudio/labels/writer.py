@@ -33,6 +33,7 @@ from plift_nerfstudio.labels.dataset_labels import (
 )
 from plift_nerfstudio.labels.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import CLASS_PROBS_KEY, INSTANCES_KEY, SEMANTICS_KEY, write_label_png
+from plift_nerfstudio.staging import fresh_staging_folder, publish_staging_folder
 
 FIRST_LABEL_SET = "labels"
 CLASS_TABLE_NAME = "classes.json"
@@ -110,14 +111,7 @@ class LabelSetWriter:
             return
         self.name, self.staged = free_label_set_name(self.root), True
         self.class_table_file = f"{self.name}/{CLASS_TABLE_NAME}"
-        staging = self.folder
-        if staging.exists():
-            if not (staging / STAGING_MARKER).is_file():
-                raise LabelFileError(staging, "exists and is not a label set this project was writing; move it away")
-            shutil.rmtree(staging)  # left by an interrupted run
-        staging.mkdir()
-        (staging / STAGING_MARKER).write_text("labels are being written here; an interrupted run leaves this folder\n")
-        class_table.save(staging / CLASS_TABLE_NAME)
+        class_table.save(fresh_staging_folder(self.folder, STAGING_MARKER, "a labelling command") / CLASS_TABLE_NAME)
 
     @property
     def folder(self) -> Path:
@@ -141,8 +135,7 @@ class LabelSetWriter:
     def commit(self, labels_by_file_path: Dict[str, Dict[str, str]]) -> Path:
         """Make the set (with the frames written so far) the dataset's labels; returns transforms.json's path."""
         if self.staged:
-            (self.folder / STAGING_MARKER).unlink()
-            os.rename(self.folder, self.root / self.name)
+            publish_staging_folder(self.folder, STAGING_MARKER, self.root / self.name)
             self.staged = False
         return record_labels(self.data, labels_by_file_path, self.class_table_file)
 

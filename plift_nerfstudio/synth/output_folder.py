@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
+from plift_nerfstudio.staging import fresh_staging_folder, publish_staging_folder
+
 MANIFEST_FILE = "plift_synth_files.json"
 MANIFEST_VERSION = 1
 STAGING_MARKER = ".plift-synth-incomplete"
@@ -109,14 +111,7 @@ def _remove_output(path: Path, listed: Dict[str, str]) -> None:
 def staged_output(output: Path, overwrite: bool) -> Iterator[Path]:
     """A fresh staging folder to write into; on success its manifest is written and it replaces ``output``."""
     output = Path(output).absolute()
-    staging = output.parent / f".{output.name}{STAGING_MARKER}"
-    if staging.exists():
-        if not (staging / STAGING_MARKER).is_file():
-            raise FileExistsError(f"{staging}: exists and is not a staging folder of plift-synth; remove it or choose "
-                                  "another --output")
-        shutil.rmtree(staging)  # left by an interrupted run
-    staging.mkdir(parents=True)
-    (staging / STAGING_MARKER).write_text("plift-synth is writing here; an interrupted run leaves this folder\n")
+    staging = fresh_staging_folder(output.parent / f".{output.name}{STAGING_MARKER}", STAGING_MARKER, "plift-synth")
     try:
         yield staging
         write_manifest(staging)
@@ -126,5 +121,4 @@ def staged_output(output: Path, overwrite: bool) -> Iterator[Path]:
         raise
     if output.exists():
         _remove_output(output, listed)
-    (staging / STAGING_MARKER).unlink()
-    os.rename(staging, output)
+    publish_staging_folder(staging, STAGING_MARKER, output)
