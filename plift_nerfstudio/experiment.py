@@ -12,7 +12,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from nerfstudio.engine.trainer import TrainerConfig
 
@@ -73,28 +73,62 @@ def run_config(
 
 
 @dataclass
+class ProgressPoint:
+    step: int
+    train_seconds: float
+    """Training time up to this step, without the time spent evaluating."""
+    metrics: Dict[str, Optional[float]]
+    """``evaluation.flat_metrics`` of the test views at this step."""
+
+
+@dataclass
 class RunResult:
     config_path: Path
     train_seconds: float
     evaluation: EvaluationResult
+    progress: List[ProgressPoint] = dataclasses.field(default_factory=list)
 
 
-def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0) -> RunResult:
-    """Train with nerfstudio's Trainer, reload the last checkpoint in test mode and score the test views."""
+def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0, progress_steps: Sequence[int] = ()) -> RunResult:
+    """Train with nerfstudio's Trainer, reload the last checkpoint in test mode and score the test views.
+
+    ``progress_steps``: also score the test views during training after these steps (quality against training
+    time); the time spent scoring is left out of ``train_seconds``.
+    """
     import random
 
     import numpy as np
     import torch
+    from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+
+    from plift_nerfstudio.evaluation import flat_metrics
 
     seed = config.machine.seed
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)  # as ns-train does
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
-    start = time.perf_counter()
+    progress: List[ProgressPoint] = []
+    clock = {"start": 0.0, "paused": 0.0}
+
+    def score(step: int) -> None:
+        paused = time.perf_counter()
+        trained = paused - clock["start"] - clock["paused"]
+        rng_state = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        with torch.no_grad():
+            result = evaluate_pipeline(trainer.pipeline, keep_renders=0)
+        trainer.pipeline.train()
+        torch.set_rng_state(rng_state[0]), np.random.set_state(rng_state[1]), random.setstate(rng_state[2])
+        progress.append(ProgressPoint(step + 1, trained, flat_metrics(result)))
+        clock["paused"] += time.perf_counter() - paused
+
+    wanted = tuple(sorted({s - 1 for s in progress_steps if 0 < s <= config.max_num_iterations}))  # steps count from 0
+    if wanted:
+        trainer.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], score, iters=wanted))
+    clock["start"] = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - clock["start"] - clock["paused"]
     config_path = config.get_base_dir() / "config.yml"
     del trainer
     _, pipeline, _, _ = load_trained_pipeline(config_path, test_mode="test")
-    return RunResult(config_path, seconds, evaluate_pipeline(pipeline, keep_renders=keep_renders))
+    return RunResult(config_path, seconds, evaluate_pipeline(pipeline, keep_renders=keep_renders), progress)

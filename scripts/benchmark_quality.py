@@ -9,6 +9,9 @@ with and without them, side by side. Every table is printed under both evaluatio
 
   python scripts/benchmark_quality.py                 # full: 2 seeds x 2 noise presets, 5 ablations (hours on CPU)
   python scripts/benchmark_quality.py --quick         # CI: one tiny scene, short runs (a few minutes)
+  python scripts/benchmark_quality.py --realistic     # the shipped Blender rooms (data/realistic/): labels vs ours,
+                                                      # diagnostics, PQscene vs time (about 30 min per room)
+  python scripts/benchmark_quality.py --realistic --quick   # CI: one shipped room, 300 steps
 
 Results go to --output-dir as results.json and results.md; scenes are generated there once and reused.
 """
@@ -73,6 +76,13 @@ class BenchmarkOptions:
     """Image width."""
     height: int = 120
     """Image height."""
+    realistic: bool = False
+    """Run the realistic-room benchmark instead (scripts/realistic_benchmark.py): the shipped Blender-rendered rooms
+    under data/realistic/, the CPU preset against the 2D labels, with diagnostics."""
+    realistic_scenes: Tuple[str, ...] = ()
+    """With --realistic: the rooms to run (folder names under data/realistic/; default all)."""
+    preset: str = "panoptic-lifting-cpu"
+    """With --realistic: the preset to train (panoptic-lifting-cpu or panoptic-lifting-lite)."""
 
     def resolved(self) -> "BenchmarkOptions":
         if not self.quick:
@@ -181,6 +191,15 @@ def print_markdown_table(console: Console, title: str, lines: List[str]) -> None
 
 
 def main(opts: BenchmarkOptions) -> Results:
+    if opts.realistic:
+        from realistic_benchmark import PRESETS, RealisticOptions, run_realistic
+
+        if opts.preset not in PRESETS:
+            raise SystemExit(f"unknown --preset {opts.preset!r}; choose one of {sorted(PRESETS)}")
+        output_dir = opts.output_dir if opts.output_dir != Path("benchmarks/quality") else Path("benchmarks/realistic")
+        rows = run_realistic(RealisticOptions(scenes=opts.realistic_scenes, preset=opts.preset, steps=opts.steps,
+                                              quick=opts.quick), output_dir, print_markdown_table)
+        return Results(options={"realistic": [asdict(r) for r in rows]})
     opts = opts.resolved()
     console = Console()
     opts.output_dir.mkdir(parents=True, exist_ok=True)

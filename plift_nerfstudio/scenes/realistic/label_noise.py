@@ -61,21 +61,39 @@ LOOK_ALIKES: Dict[str, Tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class RealisticNoise:
-    persistent_prob: float = 0.3
-    persistent_rate: Tuple[float, float] = (0.35, 0.75)
-    view_confusion_prob: float = 0.1
+    """Parameters of the noise model; the defaults are the ``mask2former`` level, calibrated on the shipped rooms
+    (data/realistic/; per-frame PQ and mIoU of the labels under the panopticapi protocol: see README)."""
+
+    persistent_prob: float = 0.6
+    """Share of objects (room structure excepted) that have a persistent look-alike class."""
+    persistent_rate: Tuple[float, float] = (0.15, 0.5)
+    """Range of the share of views in which such an object is shown as its look-alike."""
+    view_confusion_prob: float = 0.2
+    """Chance that a segment gets a look-alike class in one view (a quarter of it for walls, floors, ceilings)."""
     confident_wrong_share: float = 0.45
+    """Share of wrong segments that are confident (probability 0.8-0.95) rather than unsure (0.38-0.6)."""
     miss_prob: float = 0.05
+    """Chance that a segment is left void (a quarter of it for walls, floors, ceilings)."""
     small_area: float = 0.004
+    """Segments under this share of the image are missed more often, ..."""
     small_miss_prob: float = 0.45
+    """... up to this much more for the tiniest."""
     merge_prob: float = 0.6
-    split_prob: float = 0.12
-    boundary_blur_px: float = 2.2
-    boundary_bias: float = 0.08
+    """Chance that two touching thing segments of one class become one."""
+    split_prob: float = 0.04
+    """Chance that a large thing segment is cut in two."""
+    boundary_blur_px: float = 1.5
+    """Blur (pixels) of the segment masks before the strongest is taken: rounded corners, lost thin parts."""
+    boundary_bias: float = 0.04
+    """Spread of a per-segment bias on its blurred mask: segments grow or shrink a little."""
     displacement_px: float = 1.5
+    """Amplitude (pixels) of a smooth random displacement of all boundaries."""
     void_threshold: float = 0.42
-    spurious_per_frame: float = 0.4
+    """Pixels where no blurred mask reaches this are left void."""
+    spurious_per_frame: float = 0.1
+    """Expected number of spurious segments per frame."""
     correct_confidence: Tuple[float, float] = (0.62, 0.97)
+    """Range of the class probability of correctly labelled segments."""
 
 
 NOISE_LEVELS: Dict[str, RealisticNoise] = {"mask2former": RealisticNoise()}
