@@ -120,6 +120,10 @@ def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0, progress_st
         trainer.pipeline.train()
         torch.set_rng_state(rng_state[0]), np.random.set_state(rng_state[1]), random.setstate(rng_state[2])
         progress.append(ProgressPoint(step + 1, trained, flat_metrics(result)))
+        flat = progress[-1].metrics
+        print(f"step {step + 1}: {trained / 60:.1f} min of training; " + ", ".join(
+            f"{k} {flat[k]:.1f}" for k in ("panopticapi_scene_pq", "panopticapi_pq", "panopticapi_miou", "psnr")
+            if flat.get(k) is not None), flush=True)
         clock["paused"] += time.perf_counter() - paused
 
     wanted = tuple(sorted({s - 1 for s in progress_steps if 0 < s <= config.max_num_iterations}))  # steps count from 0

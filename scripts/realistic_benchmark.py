@@ -171,7 +171,10 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
         scenes = scenes[:1]
         opts = RealisticOptions(scenes=opts.scenes, preset=opts.preset, steps=opts.steps or 300, progress_points=2, quick=True)
     start = time.perf_counter()
-    rows = [run_scene(opts, data, output_dir, console) for data in scenes]
+    rows = []
+    for data in scenes:  # results.json after every room, so a long run that is stopped keeps what it measured
+        rows.append(run_scene(opts, data, output_dir, console))
+        (output_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
     head = (f"{opts.preset}, {opts.steps or PRESETS[opts.preset].config.max_num_iterations} steps, shipped realistic "
             "scenes (48 training / 12 test views of 192x144); test views against ground truth, PQ/mIoU in %")
     md = ["# Realistic rooms: 2D labels vs ours", "", head, ""]

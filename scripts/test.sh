@@ -9,6 +9,7 @@ VENV="${PLIFT_VENV:-.venv}"
 # benchmarks in quick mode: they must keep running; their tables go to the log (full runs: see README)
 BENCH_OUT="$(mktemp -d)"
 "$VENV/bin/python" scripts/benchmark_quality.py --quick --output-dir "$BENCH_OUT/quality"
+"$VENV/bin/python" scripts/benchmark_quality.py --realistic --quick --output-dir "$BENCH_OUT/realistic"
 "$VENV/bin/python" scripts/benchmark_speed.py --quick --output-dir "$BENCH_OUT/speed"
 "$VENV/bin/python" scripts/time_to_quality.py --quick --output-dir "$BENCH_OUT/time_to_quality"
 "$VENV/bin/python" scripts/benchmark_segment.py --quick --output-dir "$BENCH_OUT/segment"

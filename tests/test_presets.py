@@ -57,3 +57,20 @@ def test_paper_preset_trains_a_few_steps_on_the_cpu(tiny_scene_dir: Path, tmp_pa
         expected = panoptic_lifting.config.optimizers[name]["optimizer"].lr
         assert optimizer.param_groups[0]["lr"] == pytest.approx(expected), name  # no decay
     assert not trainer.optimizers.schedulers
+
+
+def test_every_preset_is_a_registered_method_with_a_schedule_inside_its_run() -> None:
+    """ns-train finds all three presets, and each one's upsampling and loss start steps fall inside its run."""
+    from nerfstudio.plugins.registry import discover_methods
+
+    methods, _descriptions = discover_methods()
+    for name in ("panoptic-lifting", "panoptic-lifting-lite", "panoptic-lifting-cpu"):
+        assert name in methods, name
+        config = methods[name]
+        model = config.pipeline.model
+        steps = config.max_num_iterations
+        assert list(model.upsampling_iters) == sorted(model.upsampling_iters) and model.upsampling_iters[-1] < steps
+        assert 0 <= model.instance_loss_start_step < model.consistency_loss_start_step < steps
+        assert model.final_resolution >= model.init_resolution
+    cpu, lite = methods["panoptic-lifting-cpu"].pipeline.model, methods["panoptic-lifting-lite"].pipeline.model
+    assert cpu.final_resolution > lite.final_resolution and cpu.color_components > lite.color_components
