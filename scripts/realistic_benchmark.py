@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from rich.console import Console
 
-from plift_nerfstudio.diagnostics import diagnose, per_class_markdown
+from plift_nerfstudio.diagnostics import Diagnostics, diagnose, per_class_markdown
 from plift_nerfstudio.evaluation import flat_metrics
 from plift_nerfstudio.experiment import run_config, train_and_evaluate
 from plift_nerfstudio.labels.class_table import ClassTable
@@ -188,8 +188,6 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
         md += [f"## {title}", "", *t, ""]
         print_table(console, title, t)
     for r in rows:
-        from plift_nerfstudio.diagnostics import Diagnostics
-
         md += [f"## Per class: {r.scene}", "", *per_class_markdown(Diagnostics(**r.diagnostics)), ""]
     progress_picture(rows, output_dir / "pqscene_vs_time.png")
     (output_dir / "results.md").write_text("\n".join(md))

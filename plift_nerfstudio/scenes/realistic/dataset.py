@@ -14,7 +14,6 @@ Layout of the output folder (the same contract as ``plift-synth``'s, plus the ob
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Literal, Optional
@@ -133,7 +132,6 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
     traits = object_traits(layout, noise, opts.seed)
     names = [o.name for o in layout.objects]
     table = scannet21_class_table()
-    start = time.perf_counter()
     with staged_output(opts.output, opts.overwrite) as root:
         frames: List[dict] = []
         sheet = []
@@ -176,7 +174,6 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
         (root / "layout.json").write_text(json.dumps({"kind": layout.kind, "seed": layout.seed, "size": layout.size,
                                                       "objects": objects_meta}, indent=1))
         _save_rgb(root / "contact_sheet.png", np.concatenate(sheet, axis=0))
-    del start
     return opts.output
 
 
