@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.configs.config_utils import to_immutable_dict
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
@@ -26,6 +27,7 @@ from torch.nn import Parameter
 
 from plift_nerfstudio.fields.occupancy import OccupancyGrid
 from plift_nerfstudio.fields.panoptic_field import PanopticTensoRFField, resolve_implementation
+from plift_nerfstudio.fields.scene_bounds import box_around_points, ray_surface_points
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.losses import (
     assign_surrogate_ids,
@@ -80,6 +82,13 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Training steps between occupancy grid refreshes."""
     occupancy_warmup_steps: int = 256
     """Step of the first refresh; until then every sample is queried."""
+    box_shrink_step: int = 0
+    """Step after which the scene box shrinks to the surfaces the training cameras see (0 = never): the grids'
+    voxels and the ray samples then cover the scene instead of the whole cube nerfstudio's dataparser sets."""
+    box_shrink_rays: int = 16384
+    """Training-camera rays cast to find the seen surfaces for the box shrink."""
+    box_shrink_margin: float = 0.15
+    """Margin added on each side of the shrunk box, as a share of its size."""
     occupancy_alpha_threshold: float = 1e-3
     """A cell is occupied while its (decaying) maximum density gives a sample at least this opacity."""
     termination_transmittance: float = 1e-4
@@ -187,6 +196,21 @@ def samples_to_shade(weights: Float[Tensor, "R S"], threshold: float, max_per_ra
     return keep
 
 
+class FieldBoxCollider(AABBBoxCollider):
+    """nerfstudio's box collider on the field's current box (which shrinks in training and reloads with the
+    checkpoint) instead of the dataparser's fixed scene box."""
+
+    def __init__(self, field: PanopticTensoRFField, near_plane: float) -> None:
+        super().__init__(scene_box=None, near_plane=near_plane)  # type: ignore[arg-type]
+        self._box = lambda: field.aabb  # a closure, so the field is not registered twice as a submodule
+
+    def set_nears_and_fars(self, ray_bundle: RayBundle) -> RayBundle:
+        nears, fars = self._intersect_with_aabb(ray_bundle.origins, ray_bundle.directions, self._box())
+        ray_bundle.nears = nears[..., None]
+        ray_bundle.fars = fars[..., None]
+        return ray_bundle
+
+
 class PanopticLiftingModel(Model):
     """Panoptic radiance field (paper Sec. 3). Needs the dataset's class table in ``metadata``."""
 
@@ -223,7 +247,7 @@ class PanopticLiftingModel(Model):
         )
         self.occupancy = OccupancyGrid(cfg.occupancy_grid_resolution) if cfg.occupancy_grid_resolution > 0 else None
         self.sampler = UniformSampler(num_samples=cfg.num_samples, single_jitter=True)
-        self.collider = AABBBoxCollider(scene_box=self.scene_box, near_plane=cfg.collider_params["near_plane"])
+        self.collider = FieldBoxCollider(self.field, near_plane=cfg.collider_params["near_plane"])
         self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
         self.renderer_depth = DepthRenderer(method="expected")
         self.renderer_accumulation = AccumulationRenderer()
@@ -248,6 +272,9 @@ class PanopticLiftingModel(Model):
             grid = prefix + "occupancy."
             state_dict.setdefault(grid + "density_max", torch.full_like(self.occupancy.density_max, float("inf")))
             state_dict.setdefault(grid + "occupied", torch.ones_like(self.occupancy.occupied))
+        # checkpoints written before the box could shrink: the heads' box is the grids' box
+        if prefix + "field.aabb" in state_dict:
+            state_dict.setdefault(prefix + "field.head_aabb", state_dict[prefix + "field.aabb"])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ training plumbing
@@ -264,8 +291,7 @@ class PanopticLiftingModel(Model):
         def set_step(step: int) -> None:
             self.step = step
 
-        def upsample_and_rebuild_optimiser(step: int) -> None:
-            self.field.upsample_grids(resolution_at_step(self.config, step))
+        def rebuild_grid_optimiser() -> None:
             optimizers = training_callback_attributes.optimizers
             assert optimizers is not None and training_callback_attributes.pipeline is not None
             group = optimizers.config["encodings"]
@@ -276,7 +302,21 @@ class PanopticLiftingModel(Model):
                 optimizers.schedulers["encodings"] = (
                     group["scheduler"].setup().get_scheduler(optimizer=optimizers.optimizers["encodings"], lr_init=group["optimizer"].lr)
                 )
+
+        def upsample_and_rebuild_optimiser(step: int) -> None:
+            self.field.upsample_grids(resolution_at_step(self.config, step))
+            rebuild_grid_optimiser()
             CONSOLE.print(f"[dim]step {step}: grids upsampled to {self.field.grid_resolution}^3")
+
+        def shrink_box_and_rebuild_optimiser(step: int) -> None:
+            pipeline = training_callback_attributes.pipeline
+            assert pipeline is not None
+            old = self.field.aabb.clone()
+            self.shrink_box(pipeline.datamanager.train_dataset.cameras)
+            rebuild_grid_optimiser()
+            share = float((self.field.aabb[1] - self.field.aabb[0]).prod() / (old[1] - old[0]).prod())
+            CONSOLE.print(f"[dim]step {step}: scene box shrunk to the seen surfaces, {100 * share:.0f}% of its volume "
+                          f"({self.field.aabb.cpu().numpy().round(2).tolist()})")
 
         callbacks = [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], set_step, update_every_num_iters=1)
@@ -285,6 +325,14 @@ class PanopticLiftingModel(Model):
             callbacks.append(
                 TrainingCallback(
                     [TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.update_occupancy, update_every_num_iters=1
+                )
+            )
+        if self.config.box_shrink_step > 0:
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
+                    shrink_box_and_rebuild_optimiser,
+                    iters=(self.config.box_shrink_step,),
                 )
             )
         if self.config.upsampling_iters:
@@ -305,9 +353,35 @@ class PanopticLiftingModel(Model):
         if (step - cfg.occupancy_warmup_steps) % cfg.occupancy_update_every:
             return
         # the longest step a sample can span: the box diagonal split into num_samples (conservative)
-        extent = self.scene_box.aabb[1] - self.scene_box.aabb[0]
+        extent = self.field.aabb[1] - self.field.aabb[0]
         step_size = float(extent.norm()) / cfg.num_samples
         self.occupancy.update(self.field.density, step_size, cfg.occupancy_alpha_threshold)
+
+    @torch.no_grad()
+    def shrink_box(self, cameras: Cameras, chunk: int = 4096) -> None:
+        """Shrink the field's box to the surfaces that ``box_shrink_rays`` random rays of ``cameras`` see now,
+        and start the occupancy grid afresh over it."""
+        cfg = self.config
+        generator = torch.Generator().manual_seed(self.step)
+        num = cfg.box_shrink_rays
+        index = torch.randint(len(cameras), (num,), generator=generator)
+        size = torch.stack([cameras.height[index, 0], cameras.width[index, 0]], dim=-1).float()
+        coords = torch.rand(num, 2, generator=generator) * size
+        bundle = cameras.to(self.device).generate_rays(camera_indices=index[:, None].to(self.device), coords=coords.to(self.device))
+        points = []
+        for start in range(0, num, chunk):
+            part = self.collider(bundle[start : start + chunk])
+            samples = self.sampler(part)
+            density = self._density_along_rays(self.field.normalise_positions(samples.frustums.get_positions()), samples.deltas)
+            t_mid = ((samples.frustums.starts + samples.frustums.ends) / 2)[..., 0]
+            points.append(ray_surface_points(part.origins, part.directions, samples.get_weights(density)[..., 0], t_mid))
+        box = box_around_points(torch.cat(points), self.field.aabb, margin=cfg.box_shrink_margin)
+        self.field.shrink_box(box)
+        if self.occupancy is not None:
+            self.occupancy.density_max.fill_(float("inf"))
+            self.occupancy.occupied.fill_(True)
+            if self.step >= cfg.occupancy_warmup_steps:
+                self.update_occupancy(cfg.occupancy_warmup_steps)
 
     def update_to_step(self, step: int) -> None:
         """Grow the grids to the size they had at ``step`` (called before a checkpoint is loaded)."""

@@ -24,6 +24,7 @@ def resume_config(data: Path, output_dir: Path, steps: int):
     model = config.pipeline.model
     model.upsampling_iters = (10, 20)
     model.occupancy_warmup_steps, model.occupancy_update_every = 16, 4  # the occupancy grid is state too
+    model.box_shrink_step = 24  # and so is the shrunk scene box (the grids are resampled into it)
     model.instance_loss_start_step, model.consistency_loss_start_step = 3, 6
     config.max_num_iterations = steps
     config.steps_per_save = 1000  # only the final checkpoint (the step a killed run last saved)
@@ -55,6 +56,7 @@ def test_resumed_grids_train_like_an_uninterrupted_run(tiny_scene_dir: Path, tmp
     rng_state = (torch.get_rng_state(), np.random.get_state(), random.getstate())
     at_checkpoint = grids(interrupted)
     checkpoint_dir = interrupted.checkpoint_dir
+    box_at_checkpoint = interrupted.pipeline.model.field.aabb.clone()
     assert interrupted.pipeline.model.field.grid_resolution == 32  # upsampled twice before the checkpoint
     assert 0 < float(interrupted.pipeline.model.occupancy.occupied.float().mean()) < 0.5  # skipping is on
     saved = torch.load(checkpoint_dir / f"step-{CHECKPOINT_STEP:09d}.ckpt", map_location="cpu", weights_only=False)
@@ -62,6 +64,7 @@ def test_resumed_grids_train_like_an_uninterrupted_run(tiny_scene_dir: Path, tmp
 
     resumed = set_up(resume_config(tiny_scene_dir, tmp_path / "b", MORE_STEPS), load_dir=checkpoint_dir)
     model = resumed.pipeline.model
+    assert torch.equal(model.field.aabb, box_at_checkpoint)
     # the optimiser holds the model's own grid tensors, with the checkpoint's Adam state (not a fresh one)
     encodings = resumed.optimizers.optimizers["encodings"]
     grid_params = list(model.field.density_encoding.parameters()) + list(model.field.color_encoding.parameters())

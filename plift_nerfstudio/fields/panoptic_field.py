@@ -1,6 +1,8 @@
 """Panoptic radiance field: TensoRF VM density and colour, plus semantic and surrogate-id MLPs on position.
 
-The two segmentation heads see only detached, box-normalised positions, so nothing they compute can send
+The grids cover the field's box (``aabb``), which can shrink to where the scene is during training
+(``shrink_box``); the segmentation heads keep seeing positions normalised to the original scene box
+(``head_aabb``), so a shrink does not move what they have learnt. They see only detached positions, so nothing they compute can send
 gradient into the grids; the model additionally renders them with detached weights (gradient blocking).
 """
 
@@ -14,6 +16,8 @@ from jaxtyping import Float
 from nerfstudio.field_components.encodings import NeRFEncoding, TensorVMEncoding
 from nerfstudio.field_components.mlp import MLP
 from torch import Tensor, nn
+
+from plift_nerfstudio.fields.scene_bounds import map_unit_coordinates, resample_vm_into_box
 
 
 def resolve_implementation(choice: Literal["auto", "tcnn", "torch"]) -> Literal["tcnn", "torch"]:
@@ -108,6 +112,7 @@ class PanopticTensoRFField(nn.Module):
     ) -> None:
         super().__init__()
         self.register_buffer("aabb", aabb.clone().float())
+        self.register_buffer("head_aabb", aabb.clone().float())
         self.density_shift = density_shift
         self.density_scale = density_scale
         self.density_encoding = TensorVMEncoding(resolution=init_resolution, num_components=density_components)
@@ -154,10 +159,24 @@ class PanopticTensoRFField(nn.Module):
         return self.color_mlp(x).float()
 
     def semantic_scores(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N C"]:
-        return self.semantic_head(unit_positions)
+        """Class scores at grid-box-normalised positions (as ``normalise_positions`` gives)."""
+        return self.semantic_head(self._head_positions(unit_positions))
 
     def instance_scores(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N K"]:
-        return self.instance_head(unit_positions)
+        """Surrogate-id scores at grid-box-normalised positions."""
+        return self.instance_head(self._head_positions(unit_positions))
+
+    def _head_positions(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
+        return map_unit_coordinates(unit_positions.detach(), self.aabb, self.head_aabb)
+
+    @torch.no_grad()
+    def shrink_box(self, new_aabb: Float[Tensor, "2 3"]) -> None:
+        """Move both VM grids onto ``new_aabb`` (inside the current box), keeping their values at every world point
+        inside it; density outside it becomes zero. Replaces the grid parameters: optimisers must be rebuilt."""
+        new_aabb = new_aabb.to(self.aabb)
+        resample_vm_into_box(self.density_encoding, self.aabb, new_aabb)
+        resample_vm_into_box(self.color_encoding, self.aabb, new_aabb)
+        self.aabb.copy_(new_aabb)
 
     @torch.no_grad()
     def upsample_grids(self, resolution: int) -> None:
