@@ -192,6 +192,8 @@ panoptic_lifting_cpu = MethodSpecification(
                 num_surrogate_ids=32,
                 position_frequencies=6,
                 occupancy_warmup_steps=250,
+                # a room fills 6-15% of the dataparser's cube: shrink the box to it once the walls have formed
+                box_shrink_step=400,
                 instance_loss_start_step=250,
                 consistency_loss_mult=0.3,
                 consistency_loss_start_step=1250,
