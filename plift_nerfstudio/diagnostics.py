@@ -79,16 +79,8 @@ def _render(model, camera) -> Dict[str, Tensor]:
 def _ray_weights(model, camera, chunk: int = 4096):
     """Weights and sample mid-distances of every ray of ``camera``, sampled as the model renders them."""
     bundle = camera.generate_rays(camera_indices=0, keep_shape=False)
-    weights, t_mid = [], []
-    for start in range(0, len(bundle), chunk):
-        part = bundle[start:start + chunk]
-        part = model.collider(part) if model.collider is not None else part
-        samples = model.sampler(part)
-        positions = model.field.normalise_positions(samples.frustums.get_positions())
-        density = model._density_along_rays(positions, samples.deltas)
-        weights.append(samples.get_weights(density)[..., 0])
-        t_mid.append(((samples.frustums.starts + samples.frustums.ends) / 2)[..., 0])
-    return torch.cat(weights), torch.cat(t_mid)
+    parts = [model.ray_weights(bundle[start:start + chunk]) for start in range(0, len(bundle), chunk)]
+    return torch.cat([w for w, _ in parts]), torch.cat([t for _, t in parts])
 
 
 def diagnose(pipeline, data_root: Path, table: ClassTable, max_train_views: int = 8) -> Diagnostics:

@@ -357,6 +357,15 @@ class PanopticLiftingModel(Model):
         step_size = float(extent.norm()) / cfg.num_samples
         self.occupancy.update(self.field.density, step_size, cfg.occupancy_alpha_threshold)
 
+    def ray_weights(self, ray_bundle: RayBundle) -> Tuple[Float[Tensor, "R S"], Float[Tensor, "R S"]]:
+        """Rendering weights of each ray's samples and the samples' mid-distances, sampled as the model renders
+        (the collider sets the rays' near and far ends)."""
+        ray_bundle = self.collider(ray_bundle)
+        samples = self.sampler(ray_bundle)
+        density = self._density_along_rays(self.field.normalise_positions(samples.frustums.get_positions()), samples.deltas)
+        t_mid = ((samples.frustums.starts + samples.frustums.ends) / 2)[..., 0]
+        return samples.get_weights(density)[..., 0], t_mid
+
     @torch.no_grad()
     def shrink_box(self, cameras: Cameras, chunk: int = 4096) -> None:
         """Shrink the field's box to the surfaces that ``box_shrink_rays`` random rays of ``cameras`` see now,
@@ -370,11 +379,9 @@ class PanopticLiftingModel(Model):
         bundle = cameras.to(self.device).generate_rays(camera_indices=index[:, None].to(self.device), coords=coords.to(self.device))
         points = []
         for start in range(0, num, chunk):
-            part = self.collider(bundle[start : start + chunk])
-            samples = self.sampler(part)
-            density = self._density_along_rays(self.field.normalise_positions(samples.frustums.get_positions()), samples.deltas)
-            t_mid = ((samples.frustums.starts + samples.frustums.ends) / 2)[..., 0]
-            points.append(ray_surface_points(part.origins, part.directions, samples.get_weights(density)[..., 0], t_mid))
+            part = bundle[start : start + chunk]
+            weights, t_mid = self.ray_weights(part)
+            points.append(ray_surface_points(part.origins, part.directions, weights, t_mid))
         box = box_around_points(torch.cat(points), self.field.aabb, margin=cfg.box_shrink_margin)
         self.field.shrink_box(box)
         if self.occupancy is not None:
