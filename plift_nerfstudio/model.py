@@ -25,7 +25,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
-from plift_nerfstudio.fields.occupancy import OccupancyGrid
+from plift_nerfstudio.fields.occupancy import OccupancyGrid, cells_seen
 from plift_nerfstudio.fields.panoptic_field import PanopticTensoRFField, resolve_implementation
 from plift_nerfstudio.fields.scene_bounds import box_around_points, ray_surface_points
 from plift_nerfstudio.labels.class_table import ClassTable
@@ -82,6 +82,13 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Training steps between occupancy grid refreshes."""
     occupancy_warmup_steps: int = 256
     """Step of the first refresh; until then every sample is queried."""
+    visibility_update_every: int = 0
+    """Training steps between re-measurements of which occupancy cells the training cameras see (0 = never: density
+    alone decides). Cells no training ray reaches before its transmittance falls below termination_transmittance
+    (behind walls, inside furniture) get no gradient; they are skipped, which also keeps their untrained density out
+    of novel views."""
+    visibility_rays: int = 65536
+    """Rays cast per visibility measurement, on a pixel lattice spread over all training images."""
     box_shrink_step: int = 0
     """Step after which the scene box shrinks to the surfaces the training cameras see (0 = never): the grids'
     voxels and the ray samples then cover the scene instead of the whole cube nerfstudio's dataparser sets."""
@@ -113,6 +120,10 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Total-variation weight on the density planes."""
     tv_color_mult: float = 1e-4
     """Total-variation weight on the appearance planes."""
+    l1_density_mult: float = 0.0
+    """Weight of the mean absolute value of the density grid's planes and lines (TensoRF's L1 sparsity; nerfstudio's
+    tensorf uses 5e-4): density the images do not ask for fades, which removes fog and lets the occupancy grid
+    and early ray termination skip more samples."""
 
     # --- segmentation heads ---
     semantic_mlp_layers: int = 5
@@ -196,6 +207,24 @@ def samples_to_shade(weights: Float[Tensor, "R S"], threshold: float, max_per_ra
     return keep
 
 
+def pixel_lattice_rays(cameras: Cameras, num_rays: int, seed: int) -> RayBundle:
+    """About ``num_rays`` rays spread evenly over all images of ``cameras``: every ``stride``-th pixel in both
+    directions, from a random offset (so successive calls see different pixels)."""
+    heights, widths = cameras.height.flatten().tolist(), cameras.width.flatten().tolist()
+    pixels = sum(h * w for h, w in zip(heights, widths))
+    stride = max(1, int(round((pixels / max(num_rays, 1)) ** 0.5)))
+    generator = torch.Generator().manual_seed(seed)
+    index, coords = [], []
+    for camera, (h, w) in enumerate(zip(heights, widths)):
+        dy, dx = (torch.randint(stride, (2,), generator=generator) + 0.5).tolist()
+        ys, xs = torch.arange(dy, h, stride), torch.arange(dx, w, stride)
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).view(-1, 2)
+        coords.append(grid)
+        index.append(torch.full((len(grid), 1), camera, dtype=torch.long))
+    device = cameras.device
+    return cameras.generate_rays(camera_indices=torch.cat(index).to(device), coords=torch.cat(coords).to(device))
+
+
 class FieldBoxCollider(AABBBoxCollider):
     """nerfstudio's box collider on the field's current box (which shrinks in training and reloads with the
     checkpoint) instead of the dataparser's fixed scene box."""
@@ -272,6 +301,7 @@ class PanopticLiftingModel(Model):
             grid = prefix + "occupancy."
             state_dict.setdefault(grid + "density_max", torch.full_like(self.occupancy.density_max, float("inf")))
             state_dict.setdefault(grid + "occupied", torch.ones_like(self.occupancy.occupied))
+            state_dict.setdefault(grid + "visible", torch.ones_like(self.occupancy.visible))
         # checkpoints written before the box could shrink: the heads' box is the grids' box
         if prefix + "field.aabb" in state_dict:
             state_dict.setdefault(prefix + "field.head_aabb", state_dict[prefix + "field.aabb"])
@@ -322,9 +352,14 @@ class PanopticLiftingModel(Model):
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], set_step, update_every_num_iters=1)
         ]
         if self.occupancy is not None:
+            def update_occupancy(step: int) -> None:
+                pipeline = training_callback_attributes.pipeline
+                assert pipeline is not None
+                self.update_occupancy(step, pipeline.datamanager.train_dataset.cameras)
+
             callbacks.append(
                 TrainingCallback(
-                    [TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.update_occupancy, update_every_num_iters=1
+                    [TrainingCallbackLocation.AFTER_TRAIN_ITERATION], update_occupancy, update_every_num_iters=1
                 )
             )
         if self.config.box_shrink_step > 0:
@@ -345,17 +380,40 @@ class PanopticLiftingModel(Model):
             )
         return callbacks
 
-    def update_occupancy(self, step: int) -> None:
-        """Refresh the occupancy grid every ``occupancy_update_every`` steps once warmed up."""
+    def update_occupancy(self, step: int, cameras: Optional[Cameras] = None) -> None:
+        """Refresh the occupancy grid every ``occupancy_update_every`` steps once warmed up, and which cells the
+        training ``cameras`` see every ``visibility_update_every`` steps (never without cameras)."""
         cfg = self.config
         if self.occupancy is None or step < cfg.occupancy_warmup_steps:
             return
-        if (step - cfg.occupancy_warmup_steps) % cfg.occupancy_update_every:
+        since = step - cfg.occupancy_warmup_steps
+        if since % cfg.occupancy_update_every:
             return
+        if cameras is not None and cfg.visibility_update_every > 0 and since % cfg.visibility_update_every == 0:
+            self.update_visibility(cameras, seed=step)
         # the longest step a sample can span: the box diagonal split into num_samples (conservative)
         extent = self.field.aabb[1] - self.field.aabb[0]
         step_size = float(extent.norm()) / cfg.num_samples
         self.occupancy.update(self.field.density, step_size, cfg.occupancy_alpha_threshold)
+
+    @torch.no_grad()
+    def update_visibility(self, cameras: Cameras, seed: int = 0, chunk: int = 4096) -> float:
+        """Mark as visible the occupancy cells that rays of the training ``cameras`` reach (``visibility_rays`` rays
+        on a pixel lattice with a random offset); returns the visible share of the grid."""
+        assert self.occupancy is not None
+        cfg = self.config
+        threshold = cfg.termination_transmittance if cfg.termination_transmittance > 0 else 1e-4
+        bundle = pixel_lattice_rays(cameras.to(self.device), cfg.visibility_rays, seed)
+        seen = torch.zeros_like(self.occupancy.visible)
+        for start in range(0, len(bundle), chunk):
+            part = self.collider(bundle[start : start + chunk])
+            samples = self.sampler(part)
+            positions = self.field.normalise_positions(samples.frustums.get_positions())
+            density = self._density_along_rays(positions, samples.deltas)[..., 0]
+            optical_depth = torch.cumsum(density * samples.deltas[..., 0], dim=1) - density * samples.deltas[..., 0]
+            seen |= cells_seen(positions, torch.exp(-optical_depth), self.occupancy.resolution, threshold)
+        self.occupancy.set_visible(seen)
+        return float(seen.float().mean())
 
     def ray_weights(self, ray_bundle: RayBundle) -> Tuple[Float[Tensor, "R S"], Float[Tensor, "R S"]]:
         """Rendering weights of each ray's samples and the samples' mid-distances, sampled as the model renders
@@ -385,10 +443,9 @@ class PanopticLiftingModel(Model):
         box = box_around_points(torch.cat(points), self.field.aabb, margin=cfg.box_shrink_margin)
         self.field.shrink_box(box)
         if self.occupancy is not None:
-            self.occupancy.density_max.fill_(float("inf"))
-            self.occupancy.occupied.fill_(True)
+            self.occupancy.reset()
             if self.step >= cfg.occupancy_warmup_steps:
-                self.update_occupancy(cfg.occupancy_warmup_steps)
+                self.update_occupancy(cfg.occupancy_warmup_steps, cameras)
 
     def update_to_step(self, step: int) -> None:
         """Grow the grids to the size they had at ``step`` (called before a checkpoint is loaded)."""
@@ -513,6 +570,10 @@ class PanopticLiftingModel(Model):
                 losses["tv_density"] = cfg.tv_density_mult * tv_loss(self.field.density_encoding.plane_coef)
             if cfg.distortion_loss_mult > 0 and "distortion" in outputs:
                 losses["distortion_loss"] = cfg.distortion_loss_mult * outputs["distortion"]
+            if cfg.l1_density_mult > 0:
+                encoding = self.field.density_encoding
+                coefficients = torch.cat([encoding.plane_coef.view(-1), encoding.line_coef.view(-1)])
+                losses["l1_density"] = cfg.l1_density_mult * coefficients.abs().mean()
             if cfg.tv_color_mult > 0:
                 losses["tv_color"] = cfg.tv_color_mult * tv_loss(self.field.color_encoding.plane_coef)
         if "semantics" not in batch:  # evaluation batches carry no machine labels

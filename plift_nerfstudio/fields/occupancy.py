@@ -5,6 +5,12 @@ samples of a room filmed from inside lie (the air between camera and walls, the 
 keeps, per cell, a decaying maximum of the density seen at random points inside it (as in Instant-NGP and
 nerfacc's ``OccGridEstimator``), and a cell counts as occupied while that maximum, in the cell or a neighbour,
 would give a sample an opacity (alpha) above a threshold. Cells are refreshed every few training steps, so density that grows somewhere is seen.
+
+A cell must also be visible: reached by some training camera's ray before that ray's transmittance has fallen below
+a threshold (:func:`cells_seen`). Density that no training ray reaches (behind walls, inside furniture, outside the
+room) gets no gradient, so it is never trained; skipping it costs nothing in training and removes the floaters it
+would show in novel views. Visibility is re-measured as the geometry settles, with the unseen cells counting as
+empty, so a cell hidden behind early fog becomes visible again once the fog clears.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class OccupancyGrid(nn.Module):
         self.resolution = resolution
         self.register_buffer("density_max", torch.full((resolution,) * 3, float("inf")))
         self.register_buffer("occupied", torch.ones((resolution,) * 3, dtype=torch.bool))
+        self.register_buffer("visible", torch.ones((resolution,) * 3, dtype=torch.bool))
 
     def cell_index(self, unit_positions: Float[Tensor, "N 3"]) -> Tensor:
         r = self.resolution
@@ -63,5 +70,32 @@ class OccupancyGrid(nn.Module):
         self.density_max.copy_(torch.maximum(previous * decay, measured).view((r,) * 3))
         neighbourhood_max = F.max_pool3d(self.density_max[None, None], kernel_size=3, stride=1, padding=1)[0, 0]
         alpha = 1.0 - torch.exp(-neighbourhood_max * step_size)
-        self.occupied.copy_(alpha > alpha_threshold)
+        self.occupied.copy_((alpha > alpha_threshold) & self.visible)
         return float(self.occupied.float().mean())
+
+    @torch.no_grad()
+    def set_visible(self, visible: Bool[Tensor, "r r r"]) -> None:
+        """Replace the visibility mask (cells outside it count as empty from now on)."""
+        self.visible.copy_(visible)
+        self.occupied &= visible
+
+    def reset(self) -> None:
+        """Everything occupied and visible again, as before the first update (e.g. after the box moved)."""
+        self.density_max.fill_(float("inf"))
+        self.occupied.fill_(True)
+        self.visible.fill_(True)
+
+
+def cells_seen(
+    unit_positions: Float[Tensor, "R S 3"], transmittance: Float[Tensor, "R S"], resolution: int, threshold: float
+) -> Bool[Tensor, "r r r"]:
+    """Cells of a ``resolution``^3 grid over [-1, 1]^3 that hold a sample whose transmittance (the light reaching
+    it from the camera) is above ``threshold``, grown by one cell on every side (rays are a sparse lattice, and a
+    cell a ray only grazes is still seen)."""
+    seen = torch.zeros(resolution**3, dtype=torch.bool, device=unit_positions.device)
+    lit = (transmittance > threshold) & (unit_positions.abs() <= 1.0).all(dim=-1)
+    r = resolution
+    ijk = ((unit_positions[lit] + 1.0) * 0.5 * r).long().clamp(0, r - 1)
+    seen[(ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2]] = True
+    grown = F.max_pool3d(seen.view(1, 1, r, r, r).float(), kernel_size=3, stride=1, padding=1)
+    return grown.view(r, r, r) > 0
