@@ -222,3 +222,25 @@ def test_noise_presets_degrade_labels_by_documented_amounts() -> None:
         assert pq_lo <= pq <= pq_hi and iou_lo <= miou <= iou_hi, (name, pq, miou)
         scores[name] = (pq, miou)
     assert scores["clean"] > scores["moderate"] > scores["hard"]
+
+
+def test_the_31_class_table_labels_the_same_objects(tmp_path: Path) -> None:
+    """--classes scannet31 writes the same scene with the captures' 31-class ids and 31-column probability files."""
+    opts = dict(seed=3, num_frames=4, width=32, height=24, test_every=2)
+    a = write_dataset(SynthOptions(output=tmp_path / "a", **opts))
+    b = write_dataset(SynthOptions(output=tmp_path / "b", classes="scannet31", **opts))
+    names_a = [c["name"] for c in json.loads((a / "labels/classes.json").read_text())["classes"]]
+    names_b = [c["name"] for c in json.loads((b / "labels/classes.json").read_text())["classes"]]
+    assert len(names_a) == 21 and len(names_b) == 31
+    frames_a = json.loads((a / "transforms.json").read_text())["frames"]
+    frames_b = json.loads((b / "transforms.json").read_text())["frames"]
+    to_b = np.array([0] + [names_b.index(n) + 1 for n in names_a])
+    for fa, fb in zip(frames_a, frames_b):
+        for key in ("semantics_path", "gt_semantics_path"):
+            sem_a = cv2.imread(str(a / fa[key]), cv2.IMREAD_UNCHANGED)
+            sem_b = cv2.imread(str(b / fb[key]), cv2.IMREAD_UNCHANGED)
+            assert np.array_equal(to_b[sem_a], sem_b), key
+        probs_a, probs_b = np.load(a / fa["class_probs_path"]), np.load(b / fb["class_probs_path"])
+        assert probs_b["class_probs"].shape[-1] == 31
+        assert np.array_equal(probs_b["class_probs"][..., to_b[1:] - 1], probs_a["class_probs"])
+        assert np.array_equal(probs_b["confidence"], probs_a["confidence"])

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Literal
+from typing import List, Literal, Optional, Tuple
 
 import cv2
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from plift_nerfstudio.labels.class_table import scannet21_class_table
+from plift_nerfstudio.labels.class_mapping import load_class_mapping
+from plift_nerfstudio.labels.class_table import ClassTable, scannet21_class_table
 from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION
 from plift_nerfstudio.labels.frame_labels import write_label_png
 from plift_nerfstudio.labels.ground_truth import GROUND_TRUTH_VERSION, GT_INSTANCES_KEY, GT_SEMANTICS_KEY
@@ -39,6 +41,10 @@ class SynthOptions:
     """Scene preset: 'room' (about 5 x 4.7 m) or 'small-room' (about 4 x 3.8 m)."""
     noise: Literal["clean", "moderate", "hard"] = "moderate"
     """Noise preset of the machine labels (see plift_nerfstudio/synth/noise.py)."""
+    classes: Literal["scannet21", "scannet31"] = "scannet21"
+    """Class table of the labels and the ground truth: 'scannet21' (the demo scenes' table) or 'scannet31' (the
+    table captures use, supplementary Table 7 right): the same room and objects, written with the 31-class ids and
+    31-class probability files."""
     test_every: int = 8
     """Every k-th frame is held out as a test frame."""
     images_only: bool = False
@@ -66,6 +72,8 @@ class SynthOptions:
                              "or a smaller --test-every")
         if self.contact_sheet_frames < 1:
             raise ValueError(f"--contact-sheet-frames must be at least 1, got {self.contact_sheet_frames}")
+        if self.classes not in ("scannet21", "scannet31"):
+            raise ValueError(f"unknown --classes {self.classes!r}; choose scannet21 or scannet31")
         if self.noise not in NOISE_PRESETS:
             raise ValueError(f"unknown --noise {self.noise!r}; choose one of {sorted(NOISE_PRESETS)}")
 
@@ -79,6 +87,27 @@ def _save_depth_mm(path: Path, depth: np.ndarray) -> None:
     write_label_png(path, np.clip(np.round(depth * 1000), 0, 65535).astype(np.uint16))
 
 
+def class_table_and_lut(classes: str) -> Tuple[ClassTable, np.ndarray]:
+    """The class table to write and the lookup table from the scene's 21-class ids (0 = void) into it."""
+    scene_table = scannet21_class_table()
+    if classes == "scannet21":
+        return scene_table, np.arange(scene_table.num_classes + 1)
+    table = load_class_mapping("scannet31").target
+    lut = np.zeros(scene_table.num_classes + 1, np.int64)
+    for i, name in enumerate(scene_table.names):
+        lut[i + 1] = table.names.index(name) + 1  # every 21-class name is in the 31-class table
+    return table, lut
+
+
+def relabel_machine(labels: MachineLabels, lut: np.ndarray, num_classes: int) -> MachineLabels:
+    """Machine labels with class ids and probability columns moved through ``lut`` into a ``num_classes`` table."""
+    if len(lut) == num_classes + 1 and np.array_equal(lut, np.arange(num_classes + 1)):
+        return labels
+    probs = np.zeros((*labels.class_probs.shape[:2], num_classes), labels.class_probs.dtype)
+    probs[..., lut[1:] - 1] = labels.class_probs
+    return dataclasses.replace(labels, semantics=lut[labels.semantics].astype(labels.semantics.dtype), class_probs=probs)
+
+
 def _save_machine(root: Path, prefix: str, name: str, labels: MachineLabels) -> dict:
     sem = f"{prefix}semantics/{name}.png"
     inst = f"{prefix}instances/{name}.png"
@@ -90,13 +119,14 @@ def _save_machine(root: Path, prefix: str, name: str, labels: MachineLabels) -> 
     return {"semantics_path": sem, "instances_path": inst, "class_probs_path": probs}
 
 
-def _save_gt(root: Path, prefix: str, name: str, frame: Rendered) -> dict:
+def _save_gt(root: Path, prefix: str, name: str, frame: Rendered, lut: Optional[np.ndarray] = None) -> dict:
     paths = {
         GT_SEMANTICS_KEY: f"{prefix}semantics/{name}.png",
         GT_INSTANCES_KEY: f"{prefix}instances/{name}.png",
         "gt_depth_path": f"{prefix}depth/{name}.png",
     }
-    write_label_png(root / paths[GT_SEMANTICS_KEY], frame.semantics)
+    semantics = frame.semantics if lut is None else lut[frame.semantics].astype(frame.semantics.dtype)
+    write_label_png(root / paths[GT_SEMANTICS_KEY], semantics)
     write_label_png(root / paths[GT_INSTANCES_KEY], frame.instances)
     _save_depth_mm(root / paths["gt_depth_path"], frame.depth)
     return paths
@@ -122,7 +152,7 @@ def _write_scene(opts: SynthOptions, root: Path) -> None:
     poses = camera_path(room, opts.num_frames, rng)
     intr = Intrinsics.from_fov(opts.width, opts.height)
     noise = NOISE_PRESETS[opts.noise]
-    class_table = scannet21_class_table()
+    class_table, lut = class_table_and_lut(opts.classes)
 
     frames: List[dict] = []
     sheet: List[np.ndarray] = []
@@ -134,19 +164,20 @@ def _write_scene(opts: SynthOptions, root: Path) -> None:
             name = f"frame_{i + 1:05d}"
             frame = render(room, c2w, intr)
             labels = corrupt(frame.semantics, frame.instances, noise, np.random.default_rng([opts.seed, i]))
+            labels = relabel_machine(labels, lut, class_table.num_classes)
             _save_rgb(root / "images" / f"{name}.png", frame.rgb)
             entry = {"file_path": f"images/{name}.png", "transform_matrix": c2w.tolist()}
             if opts.images_only:
                 # labels and ground truth live apart from the images, where nerfstudio reads nothing; ground-truth
                 # paths are relative to ground_truth/, where frames.json goes
                 _save_machine(root, "machine_labels/", name, labels)
-                entry.update(_save_gt(root / "ground_truth", "", name, frame))
+                entry.update(_save_gt(root / "ground_truth", "", name, frame, lut))
             else:
                 entry.update(_save_machine(root, "labels/", name, labels))
-                entry.update(_save_gt(root, "gt/", name, frame))
+                entry.update(_save_gt(root, "gt/", name, frame, lut))
             frames.append(entry)
             if i % sheet_every == 0 and len(sheet) < opts.contact_sheet_frames:
-                sheet.append(contact_row(frame, labels, class_table.colors))
+                sheet.append(contact_row(frame, labels, class_table.colors, lut))
             progress.advance(task)
 
     test_names = [f["file_path"] for i, f in enumerate(frames) if i % opts.test_every == opts.test_every - 1]
@@ -188,7 +219,7 @@ def _ensure_dir(path: Path) -> Path:
     return path
 
 
-def contact_row(frame: Rendered, labels: MachineLabels, class_colors) -> np.ndarray:
+def contact_row(frame: Rendered, labels: MachineLabels, class_colors, lut: Optional[np.ndarray] = None) -> np.ndarray:
     """image | GT semantics | GT instances | machine semantics | machine instances | machine confidence."""
     pal = np.array([(0, 0, 0), *class_colors], np.uint8)
 
@@ -201,5 +232,5 @@ def contact_row(frame: Rendered, labels: MachineLabels, class_colors) -> np.ndar
     conf = cv2.resize(labels.confidence.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
     conf_rgb = np.repeat((conf * 255).astype(np.uint8)[..., None], 3, -1)
     return np.concatenate(
-        [frame.rgb, pal[frame.semantics], ids(frame.instances), pal[labels.semantics], ids(labels.instances), conf_rgb], axis=1
+        [frame.rgb, pal[frame.semantics if lut is None else lut[frame.semantics]], ids(frame.instances), pal[labels.semantics], ids(labels.instances), conf_rgb], axis=1
     )
