@@ -145,3 +145,53 @@ def test_frames_without_distributions_count_as_one_hot(tiny_scene_copy: Path) ->
     labelled = batch["semantics"] > 0
     assert (batch["confidence"][labelled] == 1).all()
     assert (batch["class_probs"][labelled].max(-1).values == 1).all()
+
+
+def test_rays_carry_their_pixels_colour_distribution_and_confidence(tiny_scene_copy: Path) -> None:
+    """Labels and images are kept compactly (uint8 levels, 16-bit ids, uint8 images); what a ray gets is still its
+    own pixel's values: the colour exactly, the distribution and confidence within a level (1/255)."""
+    meta = json.loads((tiny_scene_copy / "transforms.json").read_text())
+    # an instance id only 16 bits hold, on the thing pixels of the first frame
+    first = meta["frames"][0]
+    inst_path = tiny_scene_copy / first["instances_path"]
+    inst = cv2.imread(str(inst_path), cv2.IMREAD_UNCHANGED)
+    inst[inst > 0] += 60000
+    cv2.imwrite(str(inst_path), inst.astype(np.uint16))
+    dm = load(tiny_scene_copy)
+    torch.manual_seed(0)
+    for step in range(4):
+        _, batch = dm.next_train(step)
+        for frame in batch["indices"][:, 0].unique().tolist():
+            rows = (batch["indices"][:, 0] == frame).nonzero().flatten()
+            name = Path(dm.train_dataset.image_filenames[frame]).name
+            entry = next(f for f in meta["frames"] if Path(f["file_path"]).name == name)
+            y, x = batch["indices"][rows, 1], batch["indices"][rows, 2]
+            rgb = cv2.cvtColor(cv2.imread(str(tiny_scene_copy / entry["file_path"])), cv2.COLOR_BGR2RGB)
+            assert torch.equal(batch["image"][rows], torch.from_numpy(rgb.astype(np.float32) / 255.0)[y, x])
+            ids = cv2.imread(str(tiny_scene_copy / entry["instances_path"]), cv2.IMREAD_UNCHANGED).astype(np.int64)
+            assert torch.equal(batch["instances"][rows], torch.from_numpy(ids)[y, x])
+            with np.load(tiny_scene_copy / entry["class_probs_path"]) as stored:
+                probs, confidence = stored["class_probs"].astype(np.float32), stored["confidence"].astype(np.float32)
+            H, W = rgb.shape[:2]
+            yp, xp = y * probs.shape[0] // H, x * probs.shape[1] // W
+            labelled = batch["semantics"][rows] > 0
+            expected = torch.from_numpy(probs / np.maximum(probs.sum(-1, keepdims=True), 1e-12))[yp, xp]
+            # a pixel whose stored distribution is empty takes its class map label, one-hot
+            empty = (expected.sum(-1) == 0) & labelled
+            expected[empty] = torch.nn.functional.one_hot(batch["semantics"][rows][empty] - 1, probs.shape[-1]).float()
+            assert torch.allclose(batch["class_probs"][rows][labelled], expected[labelled], atol=1.5 / 255)
+            assert torch.allclose(batch["confidence"][rows][labelled], torch.from_numpy(confidence)[yp, xp][labelled],
+                                  atol=1.5 / 255)
+    assert int(dm.labels.instances.max()) > 60000
+
+
+def test_distributions_kept_as_levels_sum_to_one_and_stay_within_a_level() -> None:
+    from plift_nerfstudio.labels.store import quantise_distributions
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(31, 0.3), size=(40, 50)).astype(np.float32)
+    probs[0, 0] = 0.0  # an empty distribution stays empty
+    levels = quantise_distributions(probs)
+    assert levels.dtype == np.uint8
+    assert (levels[1:].astype(int).sum(-1) == 255).all() and levels[0, 0].sum() == 0
+    assert np.abs(levels / 255.0 - probs).max() < 1 / 255

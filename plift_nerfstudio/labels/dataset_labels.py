@@ -113,14 +113,17 @@ def load_label_store(
     image_hw: Sequence[Tuple[int, int]],
     original_hw: Sequence[Tuple[int, int]],
 ) -> PanopticLabelStore:
-    """Load and validate every frame's labels (with a progress bar); the first bad file stops with its error."""
-    frames = []
+    """Load and validate every frame's labels (with a progress bar) into one compact store, a frame at a time;
+    the first bad file stops with its error."""
+    if not files:
+        raise ValueError("no frames to load labels for")
+    sizes = sorted(set(map(tuple, image_hw)))
+    if len(sizes) > 1:
+        raise LabelFileError(files[0].semantics.parent, f"frames have different sizes {sizes}; one size is supported")
+    store = PanopticLabelStore(len(files), tuple(image_hw[0]), class_table)  # type: ignore[arg-type]
     with Progress(transient=True) as progress:
         task = progress.add_task("Loading panoptic labels", total=len(files))
-        for f, hw, ohw in zip(files, image_hw, original_hw):
-            frames.append(load_frame_labels(f, class_table, hw, ohw))
+        for i, (f, hw, ohw) in enumerate(zip(files, image_hw, original_hw)):
+            store.add_frame(i, load_frame_labels(f, class_table, hw, ohw))
             progress.advance(task)
-    shapes = {fr.semantics.shape for fr in frames}
-    if len(shapes) > 1:
-        raise LabelFileError(files[0].semantics.parent, f"frames have different sizes {sorted(shapes)}; one size is supported")
-    return PanopticLabelStore(frames, class_table)
+    return store
