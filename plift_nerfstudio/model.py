@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.configs.config_utils import to_immutable_dict
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.losses import tv_loss
@@ -406,21 +406,23 @@ class PanopticLiftingModel(Model):
         bundle = pixel_lattice_rays(cameras.to(self.device), cfg.visibility_rays, seed)
         seen = torch.zeros_like(self.occupancy.visible)
         for start in range(0, len(bundle), chunk):
-            part = self.collider(bundle[start : start + chunk])
-            samples = self.sampler(part)
-            positions = self.field.normalise_positions(samples.frustums.get_positions())
-            density = self._density_along_rays(positions, samples.deltas)[..., 0]
-            optical_depth = torch.cumsum(density * samples.deltas[..., 0], dim=1) - density * samples.deltas[..., 0]
+            samples, positions, density = self._march(bundle[start : start + chunk])
+            step_depth = (density * samples.deltas)[..., 0]
+            optical_depth = torch.cumsum(step_depth, dim=1) - step_depth  # up to each sample, not through it
             seen |= cells_seen(positions, torch.exp(-optical_depth), self.occupancy.resolution, threshold)
         self.occupancy.set_visible(seen)
         return float(seen.float().mean())
 
+    def _march(self, ray_bundle: RayBundle) -> Tuple[RaySamples, Float[Tensor, "R S 3"], Float[Tensor, "R S 1"]]:
+        """Samples of rays as the model renders them (the collider sets their near and far ends), their
+        box-normalised positions and the density there (skipped cells and terminated rays: zero)."""
+        samples = self.sampler(self.collider(ray_bundle))
+        positions = self.field.normalise_positions(samples.frustums.get_positions())
+        return samples, positions, self._density_along_rays(positions, samples.deltas)
+
     def ray_weights(self, ray_bundle: RayBundle) -> Tuple[Float[Tensor, "R S"], Float[Tensor, "R S"]]:
-        """Rendering weights of each ray's samples and the samples' mid-distances, sampled as the model renders
-        (the collider sets the rays' near and far ends)."""
-        ray_bundle = self.collider(ray_bundle)
-        samples = self.sampler(ray_bundle)
-        density = self._density_along_rays(self.field.normalise_positions(samples.frustums.get_positions()), samples.deltas)
+        """Rendering weights of each ray's samples and the samples' mid-distances, sampled as the model renders."""
+        samples, _, density = self._march(ray_bundle)
         t_mid = ((samples.frustums.starts + samples.frustums.ends) / 2)[..., 0]
         return samples.get_weights(density)[..., 0], t_mid
 

@@ -19,8 +19,15 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
+
+
+def cell_index(unit_positions: Float[Tensor, "N 3"], resolution: int) -> Int[Tensor, "N"]:
+    """Flat index of the cell of a ``resolution``^3 grid over [-1, 1]^3 holding each position (clamped to the grid)."""
+    r = resolution
+    ijk = ((unit_positions + 1.0) * 0.5 * r).long().clamp(0, r - 1)
+    return (ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2]
 
 
 class OccupancyGrid(nn.Module):
@@ -35,9 +42,7 @@ class OccupancyGrid(nn.Module):
         self.register_buffer("visible", torch.ones((resolution,) * 3, dtype=torch.bool))
 
     def cell_index(self, unit_positions: Float[Tensor, "N 3"]) -> Tensor:
-        r = self.resolution
-        ijk = ((unit_positions + 1.0) * 0.5 * r).long().clamp(0, r - 1)
-        return (ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2]
+        return cell_index(unit_positions, self.resolution)
 
     def lookup(self, unit_positions: Float[Tensor, "N 3"]) -> Bool[Tensor, "N"]:
         """Whether each position lies in an occupied cell (positions outside the box: never)."""
@@ -94,8 +99,7 @@ def cells_seen(
     cell a ray only grazes is still seen)."""
     seen = torch.zeros(resolution**3, dtype=torch.bool, device=unit_positions.device)
     lit = (transmittance > threshold) & (unit_positions.abs() <= 1.0).all(dim=-1)
+    seen[cell_index(unit_positions[lit], resolution)] = True
     r = resolution
-    ijk = ((unit_positions[lit] + 1.0) * 0.5 * r).long().clamp(0, r - 1)
-    seen[(ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2]] = True
     grown = F.max_pool3d(seen.view(1, 1, r, r, r).float(), kernel_size=3, stride=1, padding=1)
     return grown.view(r, r, r) > 0
