@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Dict, Iterator, List, Literal, Optional, Tuple, Type
 
 import numpy as np
@@ -25,6 +26,11 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
+from plift_nerfstudio.editing.dataset_frame import DatasetFrame
+from plift_nerfstudio.editing.edit_list import EditList, load_edit_list
+from plift_nerfstudio.editing.edited_field import EditedScene
+from plift_nerfstudio.editing.regions import InstanceRegion, find_instance_regions
+from plift_nerfstudio.editing.resolve import resolve_edits
 from plift_nerfstudio.fields.occupancy import OccupancyGrid, cells_seen
 from plift_nerfstudio.fields.panoptic_field import PanopticTensoRFField, resolve_implementation
 from plift_nerfstudio.fields.scene_bounds import box_around_points, ray_surface_points
@@ -40,6 +46,7 @@ from plift_nerfstudio.losses import (
 from plift_nerfstudio.panoptic import VOID_ACCUMULATION, class_palette, colourise, instance_palette, panoptic_labels
 
 CLASS_TABLE_METADATA_KEY = "panoptic_class_table"
+DATASET_FRAME_METADATA_KEY = "panoptic_dataset_frame"
 
 
 @dataclass
@@ -143,6 +150,13 @@ class PanopticLiftingModelConfig(ModelConfig):
     outputs and the pictures: they saw (almost) nothing."""
     implementation: Literal["auto", "tcnn", "torch"] = "auto"
     """MLP implementation: 'auto' uses tinycudann when installed and CUDA is present."""
+
+    # --- editing ---
+    edits: Optional[Path] = None
+    """Edit list (JSON; README 'Editing the scene') applied when rendering: instances deleted, duplicated or moved.
+    plift-edit writes run folders that set it; training ignores it."""
+    edit_region_resolution: int = 96
+    """Voxels per side of the dense field query that finds each instance's region for editing."""
 
     # --- losses ---
     rgb_loss_mult: float = 1.0
@@ -283,6 +297,14 @@ class PanopticLiftingModel(Model):
         self.register_buffer("is_thing_lut", torch.tensor([False, *class_table.is_thing]), persistent=False)
         self.register_buffer("class_colors", class_palette(class_table), persistent=False)
         self.register_buffer("instance_colors", instance_palette(cfg.num_surrogate_ids), persistent=False)
+        frame = metadata.get(DATASET_FRAME_METADATA_KEY)
+        self.dataset_frame: DatasetFrame = frame if isinstance(frame, DatasetFrame) else DatasetFrame.identity()
+        self.edited: Optional[EditedScene] = None
+        # the config's edit list is read now (a bad file stops here) and applied at the first render, once the
+        # checkpoint is loaded: instance regions come from the trained field
+        self._pending_edits: Optional[Tuple[EditList, str]] = None
+        if cfg.edits is not None:
+            self._pending_edits = (load_edit_list(cfg.edits), str(cfg.edits))
         from torchmetrics.functional import structural_similarity_index_measure
         from torchmetrics.image import PeakSignalNoiseRatio
 
@@ -459,10 +481,11 @@ class PanopticLiftingModel(Model):
     # ------------------------------------------------------------------ rendering
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
         cfg = self.config
+        edited = self._active_edits()
         ray_samples = self.sampler(ray_bundle)
         num_rays, num_samples = ray_samples.shape[:2]
         positions = self.field.normalise_positions(ray_samples.frustums.get_positions())
-        density = self._density_along_rays(positions, ray_samples.deltas)
+        density = self._density_along_rays(positions, ray_samples.deltas, edited)
         weights = ray_samples.get_weights(density)  # [R, S, 1]
 
         keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, cfg.max_kept_samples_per_ray)
@@ -471,15 +494,22 @@ class PanopticLiftingModel(Model):
         kept_weights = weights[ray_index, sample_index, 0]
         directions = ray_samples.frustums.directions[ray_index, sample_index]
 
-        rgb_samples = self.field.rgb(kept_positions, directions)
+        if edited is None:
+            rgb_samples = self.field.rgb(kept_positions, directions)
+        else:
+            rgb_samples, semantic_samples, instance_samples = edited.shade(kept_positions, directions)
         # with a 'random' background the loss blends one in (nerfstudio's convention); black when rendering
         rgb = self.renderer_rgb(rgb=rgb_samples, weights=kept_weights[:, None], ray_indices=ray_index, num_rays=num_rays)
         accumulation = self.renderer_accumulation(weights)
         depth = self.renderer_depth(weights, ray_samples)
 
         seg_weights = kept_weights.detach() if cfg.block_segmentation_gradients else kept_weights
-        semantic_probs = self._render_segmentation(self.field.semantic_scores(kept_positions), seg_weights, ray_index, num_rays)
-        instance_probs = self._render_segmentation(self.field.instance_scores(kept_positions), seg_weights, ray_index, num_rays)
+        if edited is None:
+            semantic_probs = self._render_segmentation(self.field.semantic_scores(kept_positions), seg_weights, ray_index, num_rays)
+            instance_probs = self._render_segmentation(self.field.instance_scores(kept_positions), seg_weights, ray_index, num_rays)
+        else:  # the edited scene mixes probabilities (bounded fields)
+            semantic_probs = render_sparse(semantic_samples, seg_weights, ray_index, num_rays)
+            instance_probs = render_sparse(instance_samples, seg_weights, ray_index, num_rays)
 
         outputs = {
             "rgb": rgb,
@@ -497,19 +527,27 @@ class PanopticLiftingModel(Model):
             del outputs["semantic_probs"], outputs["instance_probs"]
         return outputs
 
-    def _density_along_rays(self, positions: Float[Tensor, "R S 3"], deltas: Float[Tensor, "R S 1"]) -> Float[Tensor, "R S 1"]:
-        """Field density at the samples; zero (not queried) in unoccupied cells and behind terminated rays.
+    def _density_along_rays(
+        self, positions: Float[Tensor, "R S 3"], deltas: Float[Tensor, "R S 1"], edited: Optional[EditedScene] = None
+    ) -> Float[Tensor, "R S 1"]:
+        """Field density at the samples (of the ``edited`` scene if given); zero (not queried) in unoccupied cells
+        and behind terminated rays.
 
         Samples are queried front to back in ``marching_chunks`` pieces; after each piece, rays whose
         transmittance fell below ``termination_transmittance`` stop.
         """
         cfg = self.config
         num_rays, num_samples = positions.shape[:2]
+        density_at = self.field.density if edited is None else edited.density
         grid_ready = self.occupancy is not None and not bool(self.occupancy.occupied.all())
         if not grid_ready and cfg.termination_transmittance <= 0:
-            return self.field.density(positions.view(-1, 3)).view(num_rays, num_samples, 1)
+            return density_at(positions.view(-1, 3)).view(num_rays, num_samples, 1)
         if grid_ready:
-            queried = self.occupancy.lookup(positions.view(-1, 3)).view(num_rays, num_samples)  # type: ignore[union-attr]
+            flat = positions.view(-1, 3)
+            queried = self.occupancy.lookup(flat)  # type: ignore[union-attr]
+            if edited is not None:  # copies stand where the unedited grid may be empty
+                queried = queried | edited.covers(flat)
+            queried = queried.view(num_rays, num_samples)
         else:
             queried = torch.ones(num_rays, num_samples, dtype=torch.bool, device=positions.device)
         chunks = cfg.marching_chunks if cfg.termination_transmittance > 0 else 1
@@ -520,7 +558,7 @@ class PanopticLiftingModel(Model):
         for start, end in zip(bounds[:-1], bounds[1:]):
             ray_index, sample_index = (queried[:, start:end] & alive[:, None]).nonzero(as_tuple=True)
             sample_index = sample_index + int(start)
-            sigma = self.field.density(positions[ray_index, sample_index])
+            sigma = density_at(positions[ray_index, sample_index])
             flat_index.append(ray_index * num_samples + sample_index)
             values.append(sigma)
             with torch.no_grad():
@@ -545,7 +583,10 @@ class PanopticLiftingModel(Model):
     ) -> Dict[str, Tensor]:
         class_id, instance_id = panoptic_labels(semantic_probs, instance_probs, self.is_thing_lut, accumulation,
                                                 self.config.void_accumulation)
-        semantics, instances, panoptic = colourise(rgb, class_id, instance_id, self.class_colors, self.instance_colors)
+        palette = self.instance_colors
+        if instance_probs.shape[-1] + 1 > len(palette):  # copies made by edits have ids after the surrogate ids
+            palette = instance_palette(instance_probs.shape[-1]).to(rgb.device)
+        semantics, instances, panoptic = colourise(rgb, class_id, instance_id, self.class_colors, palette)
         return {
             "semantics": semantics,
             "instances": instances,
@@ -658,3 +699,31 @@ class PanopticLiftingModel(Model):
             "panoptic": torch.cat([outputs["semantics"], outputs["instances"], outputs["panoptic"]], dim=1),
         }
         return metrics, images
+
+    # ------------------------------------------------------------------ editing
+    @torch.no_grad()
+    def instance_regions(self) -> Dict[int, InstanceRegion]:
+        """Where each instance of the trained field is (model frame), from a dense query of the field."""
+        lookup = self.occupancy.lookup if self.occupancy is not None else None
+        return find_instance_regions(self.field, self.is_thing_lut, self.config.edit_region_resolution, queried=lookup)
+
+    def apply_edits(self, edit_list: Optional[EditList], source: str = "<edit list>",
+                    regions: Optional[Dict[int, InstanceRegion]] = None) -> None:
+        """Render with ``edit_list`` applied from now on (None: unedited). Bad edits raise ``EditListError``."""
+        self._pending_edits = None
+        if edit_list is None or not edit_list.edits:
+            self.edited = None
+            return
+        if not self.config.bounded_fields:
+            raise ValueError("editing needs bounded fields (--pipeline.model.bounded-fields True)")
+        regions = self.instance_regions() if regions is None else regions
+        resolved = resolve_edits(edit_list, regions, self.class_table, self.dataset_frame, self.config.num_surrogate_ids,
+                                 source)
+        self.edited = EditedScene(self.field, self.is_thing_lut, resolved, self.config.num_surrogate_ids)
+
+    def _active_edits(self) -> Optional[EditedScene]:
+        if self.training:
+            return None
+        if self._pending_edits is not None:
+            self.apply_edits(*self._pending_edits)
+        return self.edited

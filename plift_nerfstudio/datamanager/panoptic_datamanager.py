@@ -34,7 +34,8 @@ from plift_nerfstudio.labels.store import (
     sample_distinct_pixels_in_mask,
     sample_pixels_in_mask,
 )
-from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY
+from plift_nerfstudio.editing.dataset_frame import DatasetFrame
+from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY, DATASET_FRAME_METADATA_KEY
 
 
 @dataclass
@@ -87,6 +88,11 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
     def create_train_dataset(self) -> InputDataset:
         self.class_table = load_class_table_of_dataset(self.config.dataparser.data)
         self.train_dataparser_outputs.metadata[CLASS_TABLE_METADATA_KEY] = self.class_table
+        # edit lists and exports are in the dataset's frame: the model needs nerfstudio's map to its own
+        self.train_dataparser_outputs.metadata[DATASET_FRAME_METADATA_KEY] = DatasetFrame(
+            transform=self.train_dataparser_outputs.dataparser_transform.cpu().numpy().astype("float64"),
+            scale=float(self.train_dataparser_outputs.dataparser_scale),
+        )
         return super().create_train_dataset()
 
     def setup_train(self) -> None:
