@@ -56,6 +56,10 @@ class SynthOptions:
     (its plift_synth_files.json lists every file with a checksum); anything else is refused and left untouched."""
     contact_sheet_frames: int = 4
     """Frames shown in contact_sheet.png."""
+    edits: Optional[Path] = None
+    """Write, instead of the dataset, the ground truth of the room edited by this edit list (README 'Editing the
+    scene'; instance ids are the room's true ids) from the test cameras: images/, gt/ and edited_truth.json. Give the
+    options the dataset was made with (seed, frames, size, scene, test-every)."""
 
     def validate(self) -> None:
         if self.seed < 0:
@@ -140,10 +144,45 @@ def write_dataset(opts: SynthOptions) -> Path:
     and nobody changed (see ``synth/output_folder.py``).
     """
     opts.validate()
+    edit_list = None
+    if opts.edits is not None:
+        from plift_nerfstudio.editing.edit_list import load_edit_list
+
+        edit_list = load_edit_list(opts.edits)
     check_replaceable(opts.output, opts.overwrite)  # before minutes of rendering
     with staged_output(opts.output, opts.overwrite) as root:
-        _write_scene(opts, root)
+        if edit_list is None:
+            _write_scene(opts, root)
+        else:
+            _write_edited_truth(opts, edit_list, root)
     return opts.output
+
+
+def _write_edited_truth(opts: SynthOptions, edit_list, root: Path) -> None:
+    """Test frames of the room with ``edit_list`` applied: colour, class, instance and depth."""
+    from plift_nerfstudio.synth.edits import edit_room
+
+    room = make_room(opts.seed, opts.scene)
+    edited = edit_room(room, edit_list, str(opts.edits))
+    rng = np.random.default_rng(opts.seed + 7919)
+    poses = camera_path(room, opts.num_frames, rng)
+    intr = Intrinsics.from_fov(opts.width, opts.height)
+    _, lut = class_table_and_lut(opts.classes)
+    frames = []
+    tests = [i for i in range(opts.num_frames) if i % opts.test_every == opts.test_every - 1]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns) as progress:
+        task = progress.add_task(f"Rendering the edited {opts.scene} (seed {opts.seed})", total=len(tests))
+        for i in tests:
+            name = f"frame_{i + 1:05d}"
+            frame = render(edited, poses[i], intr)
+            _save_rgb(root / "images" / f"{name}.png", frame.rgb)
+            frames.append({"file_path": f"images/{name}.png", "transform_matrix": poses[i].tolist(),
+                           **_save_gt(root, "gt/", name, frame, lut)})
+            progress.advance(task)
+    meta = {"plift_synth": {"seed": opts.seed, "scene": opts.scene, "test_every": opts.test_every},
+            "edits": edit_list.to_json_dict(), "frames": frames}
+    (root / "edited_truth.json").write_text(json.dumps(meta, indent=1))
 
 
 def _write_scene(opts: SynthOptions, root: Path) -> None:

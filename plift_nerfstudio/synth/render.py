@@ -123,7 +123,26 @@ def _intersect_boxes(origins, dirs, lo, hi):
     return np.where(hit, t_near, np.inf), tmin_axes.argmax(-1)
 
 
+def _intersect_posed_boxes(origins, dirs, lo, hi, world_to_box):
+    """As ``_intersect_boxes`` for boxes placed by a pose each ([M, 4, 4] world -> box): rays are taken into each
+    box's own frame, where it is axis-aligned; distances along the ray stay the same (the directions are mapped, not
+    renormalised). Returns entry distances [N, M], entry axes [N, M] and the rays in the boxes' frames."""
+    linear, offset = world_to_box[:, :3, :3], world_to_box[:, :3, 3]
+    local_origins = np.einsum("mij,nj->nmi", linear, origins) + offset[None]
+    local_dirs = np.einsum("mij,nj->nmi", linear, np.broadcast_to(dirs, origins.shape))
+    inv = 1.0 / np.where(np.abs(local_dirs) < EPS, EPS, local_dirs)
+    t1 = (lo[None] - local_origins) * inv
+    t2 = (hi[None] - local_origins) * inv
+    tmin_axes = np.minimum(t1, t2)
+    t_near = tmin_axes.max(-1)
+    t_far = np.maximum(t1, t2).min(-1)
+    hit = (t_far >= t_near) & (t_near > 1e-4)
+    return np.where(hit, t_near, np.inf), tmin_axes.argmax(-1), local_origins, local_dirs
+
+
 def render(room: Room, c2w: np.ndarray, intr: Intrinsics) -> Rendered:
+    if any(b.pose is not None for b in room.boxes):
+        return _render_posed(room, c2w, intr)
     origins, dirs = camera_rays(c2w, intr)
     n = len(dirs)
     lo = np.stack([b.lo for b in room.boxes]) if room.boxes else np.zeros((0, 3))
@@ -176,6 +195,83 @@ def render(room: Room, c2w: np.ndarray, intr: Intrinsics) -> Rendered:
         t_shadow, _ = _intersect_boxes(points + normals * 1e-3, to_light, lo, hi)
         shadowed = (t_shadow < dist[:, None] - 1e-3).any(-1)
         lambert = np.where(shadowed, 0.25 * lambert, lambert)
+    falloff = 1.0 / (1.0 + 0.04 * dist**2)
+    shade = 0.38 + 0.75 * lambert * falloff
+    rgb = np.clip(colour * shade[:, None], 0, 1) ** (1 / 1.3)
+
+    shape = (intr.height, intr.width)
+    return Rendered(
+        rgb=(rgb.reshape(*shape, 3) * 255 + 0.5).astype(np.uint8),
+        depth=t.reshape(shape).astype(np.float32),
+        semantics=classes[surface].reshape(shape),
+        instances=instances[surface].reshape(shape),
+    )
+
+
+def _render_posed(room: Room, c2w: np.ndarray, intr: Intrinsics) -> Rendered:
+    """``render`` for rooms whose boxes may be placed copies (edited scenes): a copy looks as its original does in
+    the original's frame (same texture), lit where it stands."""
+    origins, dirs = camera_rays(c2w, intr)
+    origins = np.ascontiguousarray(origins)
+    n = len(dirs)
+    lo = np.stack([b.lo for b in room.boxes])
+    hi = np.stack([b.hi for b in room.boxes])
+    poses = np.stack([b.pose if b.pose is not None else np.eye(4) for b in room.boxes])
+    world_to_box = np.linalg.inv(poses)
+
+    inv = 1.0 / np.where(np.abs(dirs) < EPS, EPS, dirs)
+    t_exit_axes = np.where(dirs > 0, room.size[None] - origins, -origins) * inv
+    shell_axis = t_exit_axes.argmin(-1)
+    t = t_exit_axes.min(-1)
+    surface = np.where(shell_axis == 2, np.where(dirs[:, 2] < 0, 0, 1), 2 + 2 * shell_axis + (dirs[np.arange(n), shell_axis] > 0))
+    shell_normals = np.zeros((n, 3))
+    shell_normals[np.arange(n), shell_axis] = -np.sign(dirs[np.arange(n), shell_axis])
+    points = origins + dirs * t[:, None]
+    texture_points = points.copy()
+
+    t_box, axis_box, local_origins, local_dirs = _intersect_posed_boxes(origins, dirs, lo, hi, world_to_box)
+    nearest = t_box.argmin(-1)
+    t_nearest = t_box[np.arange(n), nearest]
+    closer = t_nearest < t
+    t = np.where(closer, t_nearest, t)
+    surface = np.where(closer, 6 + nearest, surface)
+    points = origins + dirs * t[:, None]
+    # a copy's surface point in its original's frame: where its texture is read
+    local = local_origins[np.arange(n), nearest] + local_dirs[np.arange(n), nearest] * t[:, None]
+    texture_points = np.where(closer[:, None], local, points)
+    axis = axis_box[np.arange(n), nearest]
+    local_normal = np.zeros((n, 3))
+    local_normal[np.arange(n), axis] = -np.sign(local_dirs[np.arange(n), nearest, axis])
+    box_linear = poses[nearest, :3, :3]
+    box_normals = np.einsum("nij,nj->ni", np.linalg.inv(box_linear).transpose(0, 2, 1), local_normal)
+    box_normals /= np.linalg.norm(box_normals, axis=-1, keepdims=True)
+    normals = np.where(closer[:, None], box_normals, shell_normals)
+
+    shell_class = np.array([CLASS_ID["floor"], CLASS_ID["ceiling"]] + [CLASS_ID["wall"]] * 4)
+    classes = np.concatenate([shell_class, [CLASS_ID[b.class_name] for b in room.boxes]]).astype(np.uint16)
+    instances = np.concatenate([np.zeros(6), [b.instance for b in room.boxes]]).astype(np.uint16)
+    albedo = np.concatenate([room.wall_albedo, np.stack([b.albedo for b in room.boxes])])
+    seeds = np.concatenate([room.wall_seeds, [b.texture_seed for b in room.boxes]])
+    scales = np.concatenate([[4.0, 3.0, 5.0, 5.5, 6.0, 4.5], [b.texture_scale for b in room.boxes]])
+
+    seed = seeds[surface]
+    scale = scales[surface][:, None]
+    texture = fbm(texture_points * scale, seed)
+    detail = value_noise(texture_points * scale * 6.0, seed + 7.0)
+    colour = albedo[surface] * (0.55 + 0.55 * texture[:, None] + 0.15 * (detail[:, None] - 0.5))
+    floor = surface == 0
+    if floor.any():
+        plank = np.floor(points[floor, 0] * 5.0 + 100 * seed[floor])
+        tone = 0.85 + 0.3 * _hash3(plank, plank * 0.5, plank * 0.25, seed[floor])
+        colour[floor] *= tone[:, None]
+
+    to_light = room.light[None] - points
+    dist = np.linalg.norm(to_light, axis=-1)
+    to_light /= dist[:, None]
+    lambert = np.clip((normals * to_light).sum(-1), 0, 1)
+    t_shadow, _, _, _ = _intersect_posed_boxes(points + normals * 1e-3, to_light, lo, hi, world_to_box)
+    shadowed = (t_shadow < dist[:, None] - 1e-3).any(-1)
+    lambert = np.where(shadowed, 0.25 * lambert, lambert)
     falloff = 1.0 / (1.0 + 0.04 * dist**2)
     shade = 0.38 + 0.75 * lambert * falloff
     rgb = np.clip(colour * shade[:, None], 0, 1) ** (1 / 1.3)

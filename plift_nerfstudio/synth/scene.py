@@ -8,7 +8,7 @@ with chairs stands in one quarter of the room, leaving the middle free for the c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Literal, Tuple
+from typing import List, Literal, Optional, Tuple
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class Box:
     albedo: np.ndarray  # [3]
     texture_seed: float
     texture_scale: float
+    pose: Optional[np.ndarray] = None  # [4, 4] placed copy (edited scenes): box point x is shown at pose @ x
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Thin command-line front ends (tyro) of the pipeline's stages."""

@@ -1,0 +1,95 @@
+"""An edited scene as a run folder that every ``ns-*`` command loads like a training run.
+
+The folder holds ``config.yml`` (the original run's config, pointing to the original checkpoints by absolute path and
+to the folder's ``edits.json``), ``edits.json`` (the edit list with pivots and the up axis filled in) and
+``instances.json`` (every instance the field holds: id, class, box in the dataset frame). Nothing of the original run
+is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import yaml
+
+from plift_nerfstudio.editing.dataset_frame import DatasetFrame
+from plift_nerfstudio.editing.edit_list import EditList, RigidTransform
+from plift_nerfstudio.editing.regions import InstanceRegion
+from plift_nerfstudio.errors import UserFileError
+from plift_nerfstudio.labels.class_table import ClassTable
+
+EDITED_TIMESTAMP = "edited"
+
+
+def region_in_dataset_frame(region: InstanceRegion, frame: DatasetFrame) -> Dict[str, List[float]]:
+    """Axis-aligned box (dataset frame) around the corners of a model-frame region, and its centre."""
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float64)
+    points = frame.points_to_dataset(region.lo + corners * (region.hi - region.lo))
+    return {"lo": points.min(0).round(5).tolist(), "hi": points.max(0).round(5).tolist(),
+            "centre": frame.points_to_dataset(region.centre[None])[0].round(5).tolist()}
+
+
+def instances_json(regions: Dict[int, InstanceRegion], class_table: ClassTable, frame: DatasetFrame) -> dict:
+    return {
+        "frame": "dataset",
+        "instances": [
+            {"instance_id": i, "class": class_table.names[r.class_id - 1], "voxels": r.num_voxels,
+             **region_in_dataset_frame(r, frame)}
+            for i, r in sorted(regions.items())
+        ],
+    }
+
+
+def explicit_edit_list(edit_list: EditList, regions: Dict[int, InstanceRegion], frame: DatasetFrame) -> EditList:
+    """The edit list with the defaults written out: the up axis and each transform's pivot (its instance's centre),
+    so that the file alone says where every copy goes."""
+    up = edit_list.up if edit_list.up is not None else tuple(float(v) for v in frame.model_up_in_dataset().round(8))
+    edits = []
+    for edit in edit_list.edits:
+        if edit.transform is not None and edit.transform.pivot is None:
+            centre = frame.points_to_dataset(regions[edit.instance_id].centre[None])[0]
+            transform = dataclasses.replace(edit.transform, pivot=tuple(float(v) for v in centre.round(6)))
+            edit = dataclasses.replace(edit, transform=transform)
+        edits.append(edit)
+    return EditList(edits=edits, up=up)  # type: ignore[arg-type]
+
+
+def check_output_folder(output_dir: Path, run_dir: Path, overwrite: bool) -> None:
+    """Refuse to write into the original run, or over an existing folder without ``overwrite``."""
+    out, run = output_dir.resolve(), run_dir.resolve()
+    if out == run or run in out.parents or out in run.parents:
+        raise UserFileError(output_dir, f"is the run folder {run_dir} or overlaps it; an edited scene goes into a "
+                                        "folder of its own (nothing of the original run is changed)")
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir}: exists and is not empty; pass --overwrite to replace it")
+
+
+def write_edited_run(config, config_path: Path, output_dir: Path, edit_list: EditList, instances: dict,
+                     overwrite: bool) -> Path:
+    """Write the edited run folder; returns its config.yml."""
+    check_output_folder(output_dir, config_path.parent, overwrite)
+    if output_dir.exists() and overwrite:
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True)
+    edits_path = (output_dir / "edits.json").resolve()
+    edit_list.save(edits_path)
+    (output_dir / "instances.json").write_text(json.dumps(instances, indent=2) + "\n")
+    edited = copy.deepcopy(config)
+    checkpoints = config.get_checkpoint_dir().resolve()
+    edited.pipeline.model.edits = edits_path
+    # nerfstudio finds checkpoints at output_dir/experiment_name/method_name/timestamp/relative_model_dir; an
+    # absolute relative_model_dir makes that the original run's checkpoints
+    edited.output_dir = output_dir.resolve().parent
+    edited.experiment_name = output_dir.resolve().name
+    edited.timestamp = EDITED_TIMESTAMP
+    edited.relative_model_dir = checkpoints
+    edited.load_dir = None
+    target = output_dir / "config.yml"
+    target.write_text(yaml.dump(edited), "utf8")
+    return target
