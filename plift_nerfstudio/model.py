@@ -31,6 +31,7 @@ from plift_nerfstudio.editing.edit_list import EditList, load_edit_list
 from plift_nerfstudio.editing.edited_field import EditedScene
 from plift_nerfstudio.editing.regions import InstanceRegion, find_instance_regions
 from plift_nerfstudio.editing.resolve import resolve_edits
+from plift_nerfstudio.editing.viewer_panel import PanopticViewerPanel
 from plift_nerfstudio.fields.occupancy import OccupancyGrid, cells_seen
 from plift_nerfstudio.fields.panoptic_field import PanopticTensoRFField, resolve_implementation
 from plift_nerfstudio.fields.scene_bounds import box_around_points, ray_surface_points
@@ -305,6 +306,8 @@ class PanopticLiftingModel(Model):
         self._pending_edits: Optional[Tuple[EditList, str]] = None
         if cfg.edits is not None:
             self._pending_edits = (load_edit_list(cfg.edits), str(cfg.edits))
+        # the viewer's panel: class legend, click to select, edit buttons (holds no parameters)
+        self.panoptic_panel = PanopticViewerPanel(self)
         from torchmetrics.functional import structural_similarity_index_measure
         from torchmetrics.image import PeakSignalNoiseRatio
 
@@ -708,18 +711,21 @@ class PanopticLiftingModel(Model):
         return find_instance_regions(self.field, self.is_thing_lut, self.config.edit_region_resolution, queried=lookup)
 
     def apply_edits(self, edit_list: Optional[EditList], source: str = "<edit list>",
-                    regions: Optional[Dict[int, InstanceRegion]] = None) -> None:
-        """Render with ``edit_list`` applied from now on (None: unedited). Bad edits raise ``EditListError``."""
+                    regions: Optional[Dict[int, InstanceRegion]] = None, isolate: Optional[int] = None) -> None:
+        """Render with ``edit_list`` applied from now on (None: unedited); ``isolate``: show only that instance.
+        Bad edits raise ``EditListError`` naming ``source``."""
         self._pending_edits = None
-        if edit_list is None or not edit_list.edits:
+        if (edit_list is None or not edit_list.edits) and isolate is None:
             self.edited = None
             return
         if not self.config.bounded_fields:
             raise ValueError("editing needs bounded fields (--pipeline.model.bounded-fields True)")
-        regions = self.instance_regions() if regions is None else regions
-        resolved = resolve_edits(edit_list, regions, self.class_table, self.dataset_frame, self.config.num_surrogate_ids,
-                                 source)
-        self.edited = EditedScene(self.field, self.is_thing_lut, resolved, self.config.num_surrogate_ids)
+        resolved = []
+        if edit_list is not None and edit_list.edits:
+            regions = self.instance_regions() if regions is None else regions
+            resolved = resolve_edits(edit_list, regions, self.class_table, self.dataset_frame,
+                                     self.config.num_surrogate_ids, source)
+        self.edited = EditedScene(self.field, self.is_thing_lut, resolved, self.config.num_surrogate_ids, isolate)
 
     def _active_edits(self) -> Optional[EditedScene]:
         if self.training:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import colorsys
 from typing import Tuple
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -39,12 +39,27 @@ def class_palette(class_table: ClassTable) -> Float[Tensor, "C1 3"]:
     return torch.tensor([(0, 0, 0), *class_table.colors], dtype=torch.float32) / 255.0
 
 
+# Kenneth Kelly's sequence of colours of maximum contrast (1965), without white and black: each colour differs
+# strongly from the ones just before it, so neighbouring ids (often neighbouring objects) are told apart
+KELLY_COLOURS = (
+    (243, 195, 0), (135, 86, 146), (243, 132, 0), (161, 202, 241), (190, 0, 50), (194, 178, 128), (132, 132, 130),
+    (0, 136, 86), (230, 143, 172), (0, 103, 165), (249, 147, 121), (96, 78, 151), (246, 166, 0), (179, 68, 108),
+    (220, 211, 0), (136, 45, 23), (141, 182, 0), (101, 69, 34), (226, 88, 34), (43, 61, 38),
+)
+
+
 def instance_palette(num_ids: int) -> Float[Tensor, "K1 3"]:
-    """Well separated colours per surrogate id (golden-ratio hues); row 0 (stuff) is black."""
+    """A colour per instance id in [0, 1]; row 0 (stuff) is black. Ids 1..20 take Kelly's colours of maximum
+    contrast in order; later rounds repeat them lighter and darker in turn."""
     colors = [(0.0, 0.0, 0.0)]
     for i in range(num_ids):
-        hue = (i * 0.618033988749895) % 1.0
-        colors.append(colorsys.hsv_to_rgb(hue, 0.55 + 0.45 * ((i // 7) % 2), 0.95 - 0.25 * ((i // 3) % 2)))
+        base = np.array(KELLY_COLOURS[i % len(KELLY_COLOURS)], dtype=np.float64) / 255.0
+        round_ = i // len(KELLY_COLOURS)
+        if round_ % 2 == 1:
+            base = base + (1.0 - base) * 0.45  # lighter
+        elif round_ > 0:
+            base = base * 0.6  # darker
+        colors.append(tuple(base))
     return torch.tensor(colors, dtype=torch.float32)
 
 

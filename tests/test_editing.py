@@ -259,3 +259,104 @@ def test_edit_list_round_trips_through_its_file(tmp_path: Path) -> None:
     assert load_edit_list(tmp_path / "e.json") == edit_list
     matrix = edit_list.edits[1].transform.matrix(up=[0, 0, 1], pivot=[9, 9, 9])  # the file's pivot wins
     np.testing.assert_allclose(matrix[:3, :3] @ [0, 1, 0] + matrix[:3, 3], [1.0, 1.0, 0.5], atol=1e-12)
+
+
+# ---------------------------------------------------------------------- the viewer's editing session and panel
+def ray_to(target) -> tuple:
+    origin = np.array([0.0, -0.95, 0.3])
+    direction = np.asarray(target, dtype=np.float64) - origin
+    return tuple(origin), tuple(direction / np.linalg.norm(direction))
+
+
+CHAIR_CENTRE = (-0.325, 0.075, -0.5)
+
+
+def test_clicking_selects_the_object_under_the_pixel_and_refuses_to_edit_stuff() -> None:
+    from plift_nerfstudio.editing.session import EditingSession
+
+    session = EditingSession(make_model())
+    pick = session.pick(*ray_to(CHAIR_CENTRE))
+    assert (pick.class_name, pick.instance_id, pick.is_thing) == ("chair", CHAIR_INSTANCE, True)
+    assert "chair, id 2, size 0.3" in pick.describe(session)  # 0.25 x 0.25 x 0.35 plus the region's padding
+    floor = session.pick(*ray_to((0.6, -0.5, -0.7)))
+    assert floor.class_name == "floor" and not floor.is_thing and "cannot be edited" in floor.describe(session)
+    with pytest.raises(ValueError, match="cannot be edited"):
+        session.hide()
+
+
+def test_session_hides_isolates_places_a_copy_undoes_and_saves(tmp_path: Path) -> None:
+    from plift_nerfstudio.editing.session import EditingSession
+
+    model = make_model()
+    session = EditingSession(model)
+    session.pick(*ray_to(CHAIR_CENTRE))
+    session.hide()
+    out, _ = render(model)
+    assert not (out["instance_id"] == CHAIR_INSTANCE).any()
+    session.undo()
+    assert model.edited is None
+
+    session.toggle_isolate()  # only the chair is left: every other pixel renders nothing
+    out, _ = render(model)
+    visible = out["accumulation"][..., 0] > 0.5
+    assert visible.any() and (out["instance_id"][..., 0][visible] == CHAIR_INSTANCE).all()
+    session.toggle_isolate()
+
+    session.duplicate()
+    shift = (-0.45, 0.35, 0.0)
+    session.place(shift, 0.0)
+    out, points = render(model)
+    copy = out["instance_id"][..., 0] == K + 1
+    lo, hi = np.array(SOLIDS[2][0]), np.array(SOLIDS[2][1])
+    assert copy.sum() > 15 and inside(points[copy], lo + shift, hi + shift).all()
+
+    first = session.save(tmp_path / "edits.json")
+    second = session.save(tmp_path / "edits.json")  # never replaces a file
+    assert (first.name, second.name) == ("edits.json", "edits-2.json")
+    saved = load_edit_list(first)
+    assert [e.op for e in saved.edits] == ["duplicate"] and saved.edits[0].transform.translation == shift
+    assert saved.edits[0].transform.pivot is not None and saved.up is not None  # explicit for plift-edit
+    session.reset()
+    assert model.edited is None and not session.edits
+
+
+def test_viewer_panel_is_found_by_nerfstudios_viewer_and_drives_the_session(tmp_path: Path, monkeypatch) -> None:
+    from nerfstudio.viewer.utils import parse_object
+    from nerfstudio.viewer.viewer_elements import ViewerControl, ViewerElement, ViewerRGB
+
+    model = make_model()
+    elements = dict(parse_object(model, ViewerElement, "Custom Elements"))
+    legend = [e for e in elements.values() if isinstance(e, ViewerRGB)]
+    assert len(legend) == TABLE.num_classes and any("chair (thing)" in e.name for e in legend)
+    assert [e for _, e in parse_object(model, ViewerControl, "Custom Elements")] == [model.panoptic_panel.viewer_control]
+    names = [e.name for path, e in sorted(elements.items()) if "legend" not in path]
+    assert names[:5] == ["Select an object (then click it)", "Selected", "Hide (delete)", "Isolate / show all", "Duplicate"]
+
+    panel = model.panoptic_panel
+    assert "chair, id 2" in panel.select(*ray_to(CHAIR_CENTRE))
+    panel.p03_hide.cb_hook(panel.p03_hide)
+    assert [e.op for e in panel.session.edits] == ["delete"]
+    panel.p11_reset.cb_hook(panel.p11_reset)
+    panel.p06_move_x.cb_hook(panel.p06_move_x)  # a slider reporting the value code set: no edit
+    assert not panel.session.edits
+    panel.p05_duplicate.cb_hook(panel.p05_duplicate)
+    panel.p07_move_y.value = 0.3
+    panel.p07_move_y.cb_hook(panel.p07_move_y)
+    assert panel.session.edits[-1].transform.translation[1] == 0.3
+    monkeypatch.chdir(tmp_path)
+    panel.p13_save.cb_hook(panel.p13_save)
+    assert "saved 1 edits" in panel.p14_status.value and (tmp_path / "edits.json").is_file()
+    panel.select(*ray_to((0.6, -0.5, -0.7)))  # the floor
+    panel.p03_hide.cb_hook(panel.p03_hide)
+    assert panel.p14_status.value.startswith("not done:") and "cannot be edited" in panel.p14_status.value
+
+
+def test_neighbouring_instance_ids_get_clearly_different_colours() -> None:
+    from plift_nerfstudio.panoptic import instance_palette
+
+    palette = instance_palette(50)[1:]
+    gaps = (palette[1:] - palette[:-1]).norm(dim=-1)
+    assert gaps.min() > 0.15  # no two consecutive ids look alike
+    first = palette[:20]
+    pairwise = (first[:, None] - first[None]).norm(dim=-1) + torch.eye(20) * 10
+    assert pairwise.min() > 0.1  # the first 20 ids all differ (the golden-ratio hues had two 0.066 apart)

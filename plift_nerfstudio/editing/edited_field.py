@@ -60,9 +60,12 @@ class _Copy:
 class EditedScene:
     """Density, colour and segmentation of ``field`` with ``edits`` applied, on box-normalised positions."""
 
-    def __init__(self, field, is_thing_lut: Bool[Tensor, "C1"], edits: Sequence[ResolvedEdit], num_surrogate_ids: int):
+    def __init__(self, field, is_thing_lut: Bool[Tensor, "C1"], edits: Sequence[ResolvedEdit], num_surrogate_ids: int,
+                 isolate: Optional[int] = None):
         self.field = field
         self.edits = list(edits)
+        self.isolate = isolate
+        """Instance id shown alone (the viewer's 'isolate'): everything else of the original scene is emptied."""
         device = field.aabb.device
         self.is_thing_lut = is_thing_lut.to(device)
         self.num_surrogate_ids = num_surrogate_ids
@@ -115,6 +118,8 @@ class EditedScene:
         """Density of the original scene after deletions, and each copy's samples: (index, density, source unit
         position, copy)."""
         sigma = self.field.density(unit)[:, 0]
+        if self.isolate is not None:
+            sigma = sigma * self.owned_by(unit, self.isolate)
         world = self._to_world(unit)
         for instance_id, lo, hi in self.deleted:
             index = self._inside(world, lo, hi)

@@ -1,0 +1,144 @@
+"""The plugin's panel in nerfstudio's viewer: class legend, click-to-select, and editing buttons and sliders.
+
+nerfstudio's viewer collects the ``ViewerElement`` attributes of the model (and of its submodules, in attribute-name
+order) into its control panel, and set ups ``ViewerControl`` objects, whose click events select an object here.
+Every button calls :class:`~plift_nerfstudio.editing.session.EditingSession`; the render updates after each change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from nerfstudio.viewer.viewer_elements import (
+    ViewerButton,
+    ViewerClick,
+    ViewerControl,
+    ViewerRGB,
+    ViewerSlider,
+    ViewerText,
+)
+from torch import nn
+
+from plift_nerfstudio.editing.session import EditingSession
+from plift_nerfstudio.errors import UserFileError
+
+DEFAULT_SAVE_PATH = "edits.json"
+
+
+class ClassLegend(nn.Module):
+    """One colour swatch per class (the semantics and panoptic outputs' colours); thing classes are marked."""
+
+    def __init__(self, class_table) -> None:
+        super().__init__()
+        for index, (name, thing, colour) in enumerate(zip(class_table.names, class_table.is_thing, class_table.colors)):
+            label = f"{index + 1} {name}" + (" (thing)" if thing else "")
+            setattr(self, f"class_{index + 1:03d}", ViewerRGB(label, tuple(int(c) for c in colour), disabled=True,
+                                                              hint="class colour in the semantics/panoptic outputs"))
+
+
+class PanopticViewerPanel(nn.Module):
+    """Viewer controls of a panoptic model. Holds no parameters (nothing of it is saved in checkpoints)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self._session = EditingSession(model)
+        self._placing = False  # sliders being set by code, not by the user
+        self._code_slider_values = (0.0, 0.0, 0.0, 0.0)  # what code last set (viser may report it back later)
+        extent = float((model.field.aabb[1] - model.field.aabb[0]).max()) / model.dataset_frame.scale
+        reach = round(max(extent, 0.1), 2)
+        self.p01_pick = ViewerButton("Select an object (then click it)", self._call(self._arm_click))
+        self.p02_selected = ViewerText("Selected", "nothing selected", disabled=True,
+                                       hint="class, instance id and size of the object under the clicked pixel")
+        self.p03_hide = ViewerButton("Hide (delete)", self._call(self._session.hide))
+        self.p04_isolate = ViewerButton("Isolate / show all", self._call(self._session.toggle_isolate))
+        self.p05_duplicate = ViewerButton("Duplicate", self._call(self._duplicate))
+        self.p06_move_x = ViewerSlider("Move x", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True),
+                                       hint="offset of the selected object's copy (or of the object) in the dataset frame")
+        self.p07_move_y = ViewerSlider("Move y", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True))
+        self.p08_move_z = ViewerSlider("Move z", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True))
+        self.p09_turn = ViewerSlider("Turn about up (deg)", 0.0, -180.0, 180.0, 1.0,
+                                     cb_hook=self._call(self._place, rerender_only_if_placing=True))
+        self.p10_undo = ViewerButton("Undo last edit", self._call(self._session.undo))
+        self.p11_reset = ViewerButton("Reset all edits", self._call(self._session.reset))
+        self.p12_save_path = ViewerText("Save edits to", DEFAULT_SAVE_PATH,
+                                        hint="edit list file for plift-edit (an existing file is never replaced)")
+        self.p13_save = ViewerButton("Save edit list", self._call(self._save))
+        self.p14_status = ViewerText("Status", "", disabled=True)
+        self.p99_legend = ClassLegend(model.class_table)
+        self.viewer_control = ViewerControl()
+
+    @property
+    def session(self) -> EditingSession:
+        return self._session
+
+    # ------------------------------------------------------------------ callbacks
+    def _call(self, action: Callable, rerender_only_if_placing: bool = False) -> Callable:
+        def callback(_element) -> None:
+            if rerender_only_if_placing and self._placing:
+                return
+            try:
+                result = action()
+            except (ValueError, UserFileError, OSError) as err:
+                self._status(f"not done: {err}")
+                return
+            if isinstance(result, str):
+                self._status(result)
+            self._rerender()
+        return callback
+
+    def _arm_click(self) -> str:
+        self.viewer_control.register_pointer_cb("click", self._on_click)
+        return "click an object in the render"
+
+    def _on_click(self, click: ViewerClick) -> None:
+        try:
+            self.viewer_control.unregister_pointer_cb()
+        except Exception:  # noqa: BLE001 - the viewer may already have dropped it
+            pass
+        self.select(click.origin, click.direction)
+
+    def select(self, origin, direction) -> str:
+        """Select what the ray renders (the panel's text and sliders follow)."""
+        pick = self._session.pick(origin, direction)
+        self.p02_selected.value = pick.describe(self._session)
+        self._set_sliders(0.0, 0.0, 0.0, 0.0)
+        self._status(f"selected: {pick.describe(self._session)}")
+        self._rerender()
+        return self.p02_selected.value
+
+    def _duplicate(self) -> str:
+        edit = self._session.duplicate()
+        assert edit.transform is not None
+        self._set_sliders(*edit.transform.translation, edit.transform.rotation_deg)
+        return f"duplicated instance {edit.instance_id}; the sliders place the copy"
+
+    def _place(self) -> str:
+        translation = (self.p06_move_x.value, self.p07_move_y.value, self.p08_move_z.value)
+        if (*translation, self.p09_turn.value) == self._code_slider_values:
+            return "sliders follow the selection"
+        edit = self._session.place(translation, self.p09_turn.value)
+        return f"{edit.op} of instance {edit.instance_id}: offset {tuple(round(v, 2) for v in translation)}, " \
+               f"turn {self.p09_turn.value:.0f} deg"
+
+    def _save(self) -> str:
+        path = self._session.save(Path(self.p12_save_path.value or DEFAULT_SAVE_PATH))
+        return f"saved {len(self._session.edits)} edits to {path.resolve()}"
+
+    # ------------------------------------------------------------------ helpers
+    def _set_sliders(self, x: float, y: float, z: float, turn: float) -> None:
+        self._placing = True
+        self._code_slider_values = (x, y, z, turn)
+        try:
+            self.p06_move_x.value, self.p07_move_y.value, self.p08_move_z.value = x, y, z
+            self.p09_turn.value = turn
+        finally:
+            self._placing = False
+
+    def _status(self, text: str) -> None:
+        self.p14_status.value = text
+
+    def _rerender(self) -> None:
+        viewer = getattr(self.viewer_control, "viewer", None)
+        if viewer is not None:
+            viewer._trigger_rerender()
