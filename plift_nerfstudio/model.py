@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 import time
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from torch.nn import Parameter
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.editing.edit_list import EditList, load_edit_list
 from plift_nerfstudio.editing.edited_field import EditedScene
-from plift_nerfstudio.editing.regions import InstanceRegion, find_instance_regions
+from plift_nerfstudio.editing.regions import InstanceRegion, find_instance_regions, owned_cells, regions_from_points
 from plift_nerfstudio.editing.resolve import resolve_edits
 from plift_nerfstudio.editing.viewer_panel import PanopticViewerPanel
 from plift_nerfstudio.fields.occupancy import OccupancyGrid, cells_seen
@@ -157,7 +158,9 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Edit list (JSON; README 'Editing the scene') applied when rendering: instances deleted, duplicated or moved.
     plift-edit writes run folders that set it; training ignores it."""
     edit_region_resolution: int = 96
-    """Voxels per side of the dense field query that finds each instance's region for editing."""
+    """Voxels per side of the lattice on which each instance's region (for editing) is found."""
+    edit_region_rays: int = 65536
+    """Rays of the training views rendered to find each instance's surface points (for editing)."""
 
     # --- losses ---
     rgb_loss_mult: float = 1.0
@@ -301,6 +304,7 @@ class PanopticLiftingModel(Model):
         frame = metadata.get(DATASET_FRAME_METADATA_KEY)
         self.dataset_frame: DatasetFrame = frame if isinstance(frame, DatasetFrame) else DatasetFrame.identity()
         self.edited: Optional[EditedScene] = None
+        self.view_cameras: Optional[Cameras] = None  # training cameras (the pipeline sets them): instance regions
         # the config's edit list is read now (a bad file stops here) and applied at the first render, once the
         # checkpoint is loaded: instance regions come from the trained field
         self._pending_edits: Optional[Tuple[EditList, str]] = None
@@ -705,14 +709,47 @@ class PanopticLiftingModel(Model):
 
     # ------------------------------------------------------------------ editing
     @torch.no_grad()
-    def instance_regions(self) -> Dict[int, InstanceRegion]:
-        """Where each instance of the trained field is (model frame), from a dense query of the field."""
+    def instance_regions(self) -> Dict[Tuple[int, int], InstanceRegion]:
+        """Where each instance of the trained field is (model frame): boxes around the surface points the training
+        views render with its id (``view_cameras``, set by the pipeline); without cameras, from a dense query."""
+        if self.view_cameras is None:
+            lookup = self.occupancy.lookup if self.occupancy is not None else None
+            return find_instance_regions(self.field, self.is_thing_lut, self.config.edit_region_resolution,
+                                         queried=lookup)
+        was_training, edited = self.training, self.edited
+        self.eval()
+        self.edited, pending = None, self._pending_edits  # the unedited scene's instances
+        self._pending_edits = None
+        try:
+            bundle = pixel_lattice_rays(self.view_cameras.to(self.device), self.config.edit_region_rays, seed=0)
+            points, classes, instances = [], [], []
+            for start in range(0, len(bundle), self.config.eval_num_rays_per_chunk):
+                part = bundle[start : start + self.config.eval_num_rays_per_chunk]
+                out = self.get_outputs(self.collider(part))
+                hit = (out["accumulation"][:, 0] > 0.5) & (out["instance_id"][:, 0] > 0)
+                points.append((part.origins + part.directions * out["depth"])[hit].cpu())
+                classes.append(out["semantic_id"][hit, 0].long().cpu())
+                instances.append(out["instance_id"][hit, 0].long().cpu())
+        finally:
+            self.train(was_training)
+            self.edited, self._pending_edits = edited, pending
+        regions = regions_from_points(torch.cat(points).numpy(), torch.cat(classes).numpy(),
+                                      torch.cat(instances).numpy(), self.field.aabb.cpu().numpy(),
+                                      self.config.edit_region_resolution)
+        # where the field holds each instance but the views' rays fell between: a deletion covers those cells too
         lookup = self.occupancy.lookup if self.occupancy is not None else None
-        return find_instance_regions(self.field, self.is_thing_lut, self.config.edit_region_resolution, queried=lookup)
+        dense = owned_cells(self.field, self.config.edit_region_resolution, queried=lookup)
+        for key, region in regions.items():
+            if key in dense and region.cells is not None:
+                cells = np.unique(np.concatenate([region.cells, dense[key]]), axis=0)
+                regions[key] = dataclasses.replace(region, cells=cells)
+        return regions
 
     def apply_edits(self, edit_list: Optional[EditList], source: str = "<edit list>",
-                    regions: Optional[Dict[int, InstanceRegion]] = None, isolate: Optional[int] = None) -> None:
-        """Render with ``edit_list`` applied from now on (None: unedited); ``isolate``: show only that instance.
+                    regions: Optional[Dict[Tuple[int, int], InstanceRegion]] = None,
+                    isolate: Optional[Tuple[int, int]] = None) -> None:
+        """Render with ``edit_list`` applied from now on (None: unedited); ``isolate``: show only that
+        (instance id, class id).
         Bad edits raise ``EditListError`` naming ``source``."""
         self._pending_edits = None
         if (edit_list is None or not edit_list.edits) and isolate is None:
@@ -725,7 +762,9 @@ class PanopticLiftingModel(Model):
             regions = self.instance_regions() if regions is None else regions
             resolved = resolve_edits(edit_list, regions, self.class_table, self.dataset_frame,
                                      self.config.num_surrogate_ids, source)
-        self.edited = EditedScene(self.field, self.is_thing_lut, resolved, self.config.num_surrogate_ids, isolate)
+        skipped = self.occupancy.lookup if self.occupancy is not None else None
+        self.edited = EditedScene(self.field, self.is_thing_lut, resolved, self.config.num_surrogate_ids, isolate,
+                                  skipped)
 
     def _active_edits(self) -> Optional[EditedScene]:
         if self.training:

@@ -39,6 +39,13 @@ def average_per_image(per_image: list, get_std: bool) -> Dict[str, float]:
 class PanopticPipeline(VanillaPipeline):
     config: PanopticPipelineConfig
 
+    def __init__(self, config: PanopticPipelineConfig, *args, **kwargs) -> None:
+        super().__init__(config, *args, **kwargs)
+        # editing finds each instance where the training views see it
+        train_dataset = getattr(self.datamanager, "train_dataset", None)
+        if train_dataset is not None and hasattr(self.model, "view_cameras"):
+            self.model.view_cameras = train_dataset.cameras
+
     def get_average_eval_image_metrics(
         self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
     ) -> Dict[str, float]:

@@ -83,6 +83,7 @@ def make_model(frame: DatasetFrame = DatasetFrame.identity(), occupancy: int = 3
     metadata = {CLASS_TABLE_METADATA_KEY: TABLE, DATASET_FRAME_METADATA_KEY: frame}
     model = config.setup(scene_box=box, num_train_data=1, metadata=metadata)
     model.field = BoxesField()
+    model.view_cameras = camera()  # instance regions from what this view sees (the pipeline sets the training views)
     if model.occupancy is not None:  # as after training: cells without density are skipped
         model.occupancy.update(model.field.density, 2.0 / 192, 1e-3)
         assert 0.2 < float(model.occupancy.occupied.float().mean()) < 0.8
@@ -122,12 +123,40 @@ def edits(*entries) -> dict:
 def test_regions_of_the_dense_query_fit_the_true_objects() -> None:
     model = make_model()
     regions = find_instance_regions(model.field, model.is_thing_lut, resolution=64)
-    assert set(regions) == {CHAIR_INSTANCE, SOFA_INSTANCE}  # stuff has no instance
+    assert set(regions) == {(CHAIR_INSTANCE, CHAIR), (SOFA_INSTANCE, SOFA)}  # stuff has no instance
     for (lo, hi, class_id, instance_id, _) in SOLIDS[2:]:
-        region = regions[instance_id]
+        region = regions[(instance_id, class_id)]
         assert region.class_id == class_id
         np.testing.assert_allclose(region.lo, lo, atol=2.5 * 2 / 64)
         np.testing.assert_allclose(region.hi, hi, atol=2.5 * 2 / 64)
+
+
+def test_regions_from_surface_points_leave_out_specks_and_stuff() -> None:
+    from plift_nerfstudio.editing.regions import regions_from_points
+
+    rng = np.random.default_rng(0)
+    chair = rng.uniform([-0.4, -0.1, -0.7], [-0.2, 0.2, -0.35], size=(400, 3))
+    speck = np.array([[0.9, 0.9, 0.9]] * 3)  # a few stray rays given the chair's id far away
+    wall = rng.uniform([-1, 0.7, -0.7], [1, 0.75, 1], size=(300, 3))
+    points = np.concatenate([chair, speck, wall])
+    classes = np.array([CHAIR] * 403 + [WALL] * 300)
+    ids = np.array([CHAIR_INSTANCE] * 403 + [0] * 300)
+    regions = regions_from_points(points, classes, ids, np.array([[-1.0] * 3, [1.0] * 3]), resolution=64)
+    assert list(regions) == [(CHAIR_INSTANCE, CHAIR)]
+    region = regions[(CHAIR_INSTANCE, CHAIR)]
+    size = np.array([0.2, 0.3, 0.35])  # padded by 15% of the size and two voxels on each side
+    np.testing.assert_allclose(region.lo, np.array([-0.4, -0.1, -0.7]) - 0.15 * size - 2 / 32, atol=0.04)
+    np.testing.assert_allclose(region.hi, np.array([-0.2, 0.2, -0.35]) + 0.15 * size + 2 / 32, atol=0.04)
+
+
+def test_a_surrogate_id_shared_by_two_classes_is_two_instances() -> None:
+    from plift_nerfstudio.editing.regions import regions_from_points
+
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.uniform(-0.6, -0.4, (20, 3)), rng.uniform(0.4, 0.6, (20, 3))])
+    classes = np.array([CHAIR] * 20 + [SOFA] * 20)
+    regions = regions_from_points(points, classes, np.full(40, 3), np.array([[-1.0] * 3, [1.0] * 3]), resolution=16)
+    assert set(regions) == {(3, CHAIR), (3, SOFA)}
 
 
 def test_deleted_instance_covers_no_pixel_and_reveals_what_is_behind() -> None:
@@ -168,9 +197,11 @@ def test_duplicate_appears_at_the_requested_pose_with_a_new_id() -> None:
 def test_move_with_rotation_about_up_keeps_the_id_and_leaves_the_old_place() -> None:
     model = make_model()
     before, _ = render(model)
-    # the sofa (0.4 x 0.3) turned by 90 degrees about its centre and moved left: its footprint becomes 0.3 x 0.4
+    # the sofa (0.4 x 0.3) turned by 90 degrees about its centre (given: the views see only its front and top, whose
+    # box the default pivot would be the centre of) and moved left: its footprint becomes 0.3 x 0.4
     model.apply_edits(parse_edit_list(edits({"op": "move", "instance_id": SOFA_INSTANCE, "class": "sofa",
-                                             "transform": {"translation": [-0.55, 0.15, 0.0], "rotation_deg": 90}})))
+                                             "transform": {"translation": [-0.55, 0.15, 0.0], "rotation_deg": 90,
+                                                           "pivot": [0.3, 0.15, -0.575]}})))
     after, points = render(model)
     moved = after["instance_id"][..., 0] == SOFA_INSTANCE
     centre = np.array([0.3, 0.15, -0.575]) + np.array([-0.55, 0.15, 0.0])
@@ -277,7 +308,7 @@ def test_clicking_selects_the_object_under_the_pixel_and_refuses_to_edit_stuff()
     session = EditingSession(make_model())
     pick = session.pick(*ray_to(CHAIR_CENTRE))
     assert (pick.class_name, pick.instance_id, pick.is_thing) == ("chair", CHAIR_INSTANCE, True)
-    assert "chair, id 2, size 0.3" in pick.describe(session)  # 0.25 x 0.25 x 0.35 plus the region's padding
+    assert "chair, id 2, size 0.2" in pick.describe(session)  # 0.25 x 0.25 x 0.35, as far as the view sees it
     floor = session.pick(*ray_to((0.6, -0.5, -0.7)))
     assert floor.class_name == "floor" and not floor.is_thing and "cannot be edited" in floor.describe(session)
     with pytest.raises(ValueError, match="cannot be edited"):

@@ -51,18 +51,17 @@ def main(opts: EditOptions) -> Optional[Path]:
         regions = model.instance_regions()
     instances = instances_json(regions, model.class_table, model.dataset_frame)
     table = Table(title=f"Instances of {opts.load_config} (step {step}; boxes in the dataset frame)")
-    for column in ("id", "class", "centre", "size", "voxels"):
+    for column in ("id", "class", "centre", "size seen", "voxels"):
         table.add_column(column)
     for entry in instances["instances"]:
-        size = [hi - lo for lo, hi in zip(entry["lo"], entry["hi"])]
-        table.add_row(str(entry["instance_id"]), entry["class"], fmt_vector(entry["centre"]), fmt_vector(size),
-                      str(entry["voxels"]))
+        table.add_row(str(entry["instance_id"]), entry["class"], fmt_vector(entry["centre"]),
+                      fmt_vector(entry["seen_size"]), str(entry["voxels"]))
     CONSOLE.print(table)
     if edit_list is None:
         return None
     assert opts.output_dir is not None and opts.edits is not None
     model.apply_edits(edit_list, str(opts.edits), regions=regions)  # refuses unknown ids, stuff, wrong classes
-    explicit = explicit_edit_list(edit_list, regions, model.dataset_frame)
+    explicit = explicit_edit_list(edit_list, regions, model.class_table, model.dataset_frame)
     target = write_edited_run(config, opts.load_config, opts.output_dir, explicit, instances, opts.overwrite)
     assert model.edited is not None
     for edit in model.edited.edits:

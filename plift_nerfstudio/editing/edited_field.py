@@ -15,15 +15,20 @@ query for copies).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from plift_nerfstudio.editing.regions import InstanceRegion
+
+MIN_DENSITY = 1e-2
+"""Below this density a sample is air for editing (opacity < 1e-3 over a sample of the demo scene): it is nobody's,
+so no segmentation head is asked about it."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,37 @@ class ResolvedEdit:
 
 
 @dataclass
+class _CellMask:
+    """Lattice cells where the views saw an instance, grown by two cells: a deletion also covers the instance's
+    stray specks outside its main region."""
+
+    lo: Tensor
+    hi: Tensor
+    mask: Tensor  # [r, r, r] bool
+
+    @classmethod
+    def of(cls, region: InstanceRegion, device) -> Optional["_CellMask"]:
+        if region.cells is None or region.lattice is None or len(region.cells) == 0:
+            return None
+        lo, hi, resolution = region.lattice
+        grid = np.zeros((resolution,) * 3, dtype=bool)
+        grid[tuple(region.cells.T)] = True
+        grid = ndimage.binary_dilation(grid, structure=np.ones((3, 3, 3), dtype=bool), iterations=2)
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+        return cls(as_tensor(lo), as_tensor(hi), torch.as_tensor(grid, device=device))
+
+    def contains(self, world: Float[Tensor, "N 3"]) -> Bool[Tensor, "N"]:
+        resolution = self.mask.shape[0]
+        index = ((world - self.lo) / (self.hi - self.lo) * resolution).floor().long()
+        valid = ((index >= 0) & (index < resolution)).all(dim=-1)
+        index = index.clamp(0, resolution - 1)
+        return valid & self.mask[index[:, 0], index[:, 1], index[:, 2]]
+
+
+@dataclass
 class _Copy:
     source_id: int
+    source_class: int
     column: int  # 0-based column of the copy's id in the instance distribution
     lo: Tensor
     hi: Tensor
@@ -61,17 +95,21 @@ class EditedScene:
     """Density, colour and segmentation of ``field`` with ``edits`` applied, on box-normalised positions."""
 
     def __init__(self, field, is_thing_lut: Bool[Tensor, "C1"], edits: Sequence[ResolvedEdit], num_surrogate_ids: int,
-                 isolate: Optional[int] = None):
+                 isolate: Optional[Tuple[int, int]] = None, skipped: Optional[Callable[[Tensor], Tensor]] = None):
         self.field = field
+        self.queried = skipped
+        """The renders' skipping structure (occupancy lookup: True where the field is queried): copies make the
+        renderer query their regions, where the original scene must still count as empty wherever it is skipped."""
         self.edits = list(edits)
         self.isolate = isolate
-        """Instance id shown alone (the viewer's 'isolate'): everything else of the original scene is emptied."""
+        """(instance id, class id) shown alone (the viewer's 'isolate'): the rest of the original scene is emptied."""
         device = field.aabb.device
         self.is_thing_lut = is_thing_lut.to(device)
         self.num_surrogate_ids = num_surrogate_ids
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
-        self.deleted: List[Tuple[int, Tensor, Tensor]] = [
-            (e.instance_id, as_tensor(e.region.lo), as_tensor(e.region.hi)) for e in self.edits if e.op in ("delete", "move")
+        self.deleted: List[Tuple[int, int, Tensor, Tensor, Optional[_CellMask]]] = [
+            (e.instance_id, e.class_id, as_tensor(e.region.lo), as_tensor(e.region.hi), _CellMask.of(e.region, device))
+            for e in self.edits if e.op in ("delete", "move")
         ]
         self.copies: List[_Copy] = []
         for e in self.edits:
@@ -80,7 +118,7 @@ class EditedScene:
             assert e.matrix is not None and e.copy_id is not None
             lo, hi = e.copy_box
             inverse = np.linalg.inv(e.matrix)
-            self.copies.append(_Copy(e.instance_id, e.copy_id - 1, as_tensor(lo), as_tensor(hi),
+            self.copies.append(_Copy(e.instance_id, e.class_id, e.copy_id - 1, as_tensor(lo), as_tensor(hi),
                                      as_tensor(inverse[:3, :3]), as_tensor(inverse[:3, 3])))
         self.num_instance_outputs = max([num_surrogate_ids] + [c.column + 1 for c in self.copies])
 
@@ -94,16 +132,32 @@ class EditedScene:
         return (world - lo) / (hi - lo) * 2 - 1
 
     @staticmethod
-    def _inside(world: Float[Tensor, "N 3"], lo: Tensor, hi: Tensor) -> Int[Tensor, "M"]:
-        return ((world >= lo) & (world <= hi)).all(dim=-1).nonzero()[:, 0]
+    def _inside(world: Float[Tensor, "N 3"], lo: Tensor, hi: Tensor, cells: Optional["_CellMask"] = None) -> Int[Tensor, "M"]:
+        inside = ((world >= lo) & (world <= hi)).all(dim=-1)
+        if cells is not None:
+            inside |= cells.contains(world)
+        return inside.nonzero()[:, 0]
 
-    def owned_by(self, unit: Float[Tensor, "N 3"], instance_id: int) -> Bool[Tensor, "N"]:
-        """Points the field assigns to ``instance_id``: thing class and that surrogate id (as the renders decide)."""
+    def owned_by(self, unit: Float[Tensor, "N 3"], instance_id: int, class_id: int) -> Bool[Tensor, "N"]:
+        """Points the field assigns to the instance: that class and that surrogate id, as the renders decide (two
+        objects of different classes may share a surrogate id; the pair is the instance)."""
+        out = torch.zeros(len(unit), dtype=torch.bool, device=unit.device)
         if len(unit) == 0:
-            return torch.zeros(0, dtype=torch.bool, device=unit.device)
-        class_id = self.field.semantic_scores(unit).argmax(-1) + 1
-        ids = self.field.instance_scores(unit).argmax(-1) + 1
-        return self.is_thing_lut[class_id] & (ids == instance_id)
+            return out
+        candidates = (self.field.instance_scores(unit).argmax(-1) + 1 == instance_id).nonzero()[:, 0]
+        if len(candidates):
+            classes = self.field.semantic_scores(unit[candidates]).argmax(-1) + 1
+            out[candidates[classes == class_id]] = True
+        return out
+
+    def _owned_where_dense(self, unit: Float[Tensor, "N 3"], sigma: Float[Tensor, "N"], instance_id: int,
+                           class_id: int) -> Bool[Tensor, "N"]:
+        """``owned_by``, asked only where the density matters (air is nobody's and costs no head query)."""
+        out = torch.zeros(len(unit), dtype=torch.bool, device=unit.device)
+        dense = (sigma > MIN_DENSITY).nonzero()[:, 0]
+        if len(dense):
+            out[dense] = self.owned_by(unit[dense], instance_id, class_id)
+        return out
 
     def covers(self, unit: Float[Tensor, "N 3"]) -> Bool[Tensor, "N"]:
         """Positions inside some copy's region (a skipping structure built on the unedited field must query them)."""
@@ -118,13 +172,15 @@ class EditedScene:
         """Density of the original scene after deletions, and each copy's samples: (index, density, source unit
         position, copy)."""
         sigma = self.field.density(unit)[:, 0]
+        if self.queried is not None and self.copies:
+            sigma = sigma * self.queried(unit)
         if self.isolate is not None:
-            sigma = sigma * self.owned_by(unit, self.isolate)
+            sigma = sigma * self._owned_where_dense(unit, sigma, *self.isolate)
         world = self._to_world(unit)
-        for instance_id, lo, hi in self.deleted:
-            index = self._inside(world, lo, hi)
+        for instance_id, class_id, lo, hi, cells in self.deleted:
+            index = self._inside(world, lo, hi, cells)
             if len(index):
-                gone = self.owned_by(unit[index], instance_id)
+                gone = self._owned_where_dense(unit[index], sigma[index], instance_id, class_id)
                 sigma = sigma.index_put((index[gone],), sigma.new_zeros(int(gone.sum())))
         copies = []
         for copy in self.copies:
@@ -132,7 +188,8 @@ class EditedScene:
             if len(index) == 0:
                 continue
             source = self._to_unit(world[index] @ copy.inverse_linear.T + copy.inverse_offset)
-            copy_sigma = self.field.density(source)[:, 0] * self.owned_by(source, copy.source_id)
+            copy_sigma = self.field.density(source)[:, 0]
+            copy_sigma = copy_sigma * self._owned_where_dense(source, copy_sigma, copy.source_id, copy.source_class)
             copies.append((index, copy_sigma, source, copy))
         return sigma, copies
 

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import yaml
@@ -31,29 +31,34 @@ def region_in_dataset_frame(region: InstanceRegion, frame: DatasetFrame) -> Dict
     """Axis-aligned box (dataset frame) around the corners of a model-frame region, and its centre."""
     corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float64)
     points = frame.points_to_dataset(region.lo + corners * (region.hi - region.lo))
+    seen_lo = region.lo if region.seen_lo is None else region.seen_lo
+    seen = frame.points_to_dataset(seen_lo + corners * region.seen_size)
     return {"lo": points.min(0).round(5).tolist(), "hi": points.max(0).round(5).tolist(),
-            "centre": frame.points_to_dataset(region.centre[None])[0].round(5).tolist()}
+            "centre": frame.points_to_dataset(region.centre[None])[0].round(5).tolist(),
+            "seen_size": (seen.max(0) - seen.min(0)).round(5).tolist()}
 
 
-def instances_json(regions: Dict[int, InstanceRegion], class_table: ClassTable, frame: DatasetFrame) -> dict:
+def instances_json(regions: Dict[Tuple[int, int], InstanceRegion], class_table: ClassTable, frame: DatasetFrame) -> dict:
     return {
         "frame": "dataset",
         "instances": [
-            {"instance_id": i, "class": class_table.names[r.class_id - 1], "voxels": r.num_voxels,
+            {"instance_id": i, "class": class_table.names[c - 1], "voxels": r.num_voxels,
              **region_in_dataset_frame(r, frame)}
-            for i, r in sorted(regions.items())
+            for (i, c), r in sorted(regions.items())
         ],
     }
 
 
-def explicit_edit_list(edit_list: EditList, regions: Dict[int, InstanceRegion], frame: DatasetFrame) -> EditList:
+def explicit_edit_list(edit_list: EditList, regions: Dict[Tuple[int, int], InstanceRegion], class_table: ClassTable,
+                       frame: DatasetFrame) -> EditList:
     """The edit list with the defaults written out: the up axis and each transform's pivot (its instance's centre),
     so that the file alone says where every copy goes."""
     up = edit_list.up if edit_list.up is not None else tuple(float(v) for v in frame.model_up_in_dataset().round(8))
     edits = []
     for edit in edit_list.edits:
         if edit.transform is not None and edit.transform.pivot is None:
-            centre = frame.points_to_dataset(regions[edit.instance_id].centre[None])[0]
+            region = regions[(edit.instance_id, class_table.names.index(edit.class_name) + 1)]
+            centre = frame.points_to_dataset(region.centre[None])[0]
             transform = dataclasses.replace(edit.transform, pivot=tuple(float(v) for v in centre.round(6)))
             edit = dataclasses.replace(edit, transform=transform)
         edits.append(edit)

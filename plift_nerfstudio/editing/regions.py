@@ -1,6 +1,11 @@
-"""Where each 3D instance is: a dense query of the trained field on a voxel lattice over its box.
+"""Where each 3D instance is, as boxes around its surface points.
 
-A voxel is solid when a ray crossing it would be mostly stopped there (opacity over one voxel >= ``min_opacity``);
+From the training views (``regions_from_points``): rays on a pixel lattice of the training cameras are rendered; each
+ray that hits a thing (accumulation above a half) gives its surface point (rendered depth) with the class and
+instance id the renders show there. Only what the cameras see counts: the inside of walls and furniture, whose
+density is solid but whose class nobody trained, stays out.
+
+From a dense query (``find_instance_regions``, for fields without cameras): a voxel is solid when a ray crossing it would be mostly stopped there (opacity over one voxel >= ``min_opacity``);
 a solid voxel belongs to instance k when the semantic head's class there is a thing class and the surrogate-id head's
 argmax is k - 1 (as the ``instance_id`` render decides per ray). An instance's region is the box around its solid
 voxels, without the stray specks (connected pieces much smaller than its largest), padded by one voxel.
@@ -9,7 +14,7 @@ voxels, without the stray specks (connected pieces much smaller than its largest
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -25,6 +30,12 @@ class InstanceRegion:
     lo: np.ndarray  # [3] model frame
     hi: np.ndarray  # [3] model frame
     num_voxels: int
+    seen_lo: Optional[np.ndarray] = None  # [3] extent of the surface the views see (None: lo)
+    seen_hi: Optional[np.ndarray] = None
+    cells: Optional[np.ndarray] = None
+    """[M, 3] lattice cells where the views see the instance, stray specks included (what a deletion must also cover)."""
+    lattice: Optional[Tuple[np.ndarray, np.ndarray, int]] = None
+    """(lo, hi, resolution) of the lattice of ``cells``."""
 
     @property
     def centre(self) -> np.ndarray:
@@ -33,6 +44,13 @@ class InstanceRegion:
     @property
     def size(self) -> np.ndarray:
         return self.hi - self.lo
+
+    @property
+    def seen_size(self) -> np.ndarray:
+        """Size of what the views see of the instance (the region itself is padded)."""
+        lo = self.lo if self.seen_lo is None else self.seen_lo
+        hi = self.hi if self.seen_hi is None else self.seen_hi
+        return hi - lo
 
 
 def lattice_points(aabb: Float[Tensor, "2 3"], resolution: int) -> Float[Tensor, "r r r 3"]:
@@ -53,6 +71,10 @@ def keep_main_pieces(mask: np.ndarray, min_share: float = 0.1, min_voxels: int =
     return np.isin(labels, keep)
 
 
+RegionKey = Tuple[int, int]
+"""(instance id, class id): the instance as the renders show it."""
+
+
 @torch.no_grad()
 def find_instance_regions(
     field,
@@ -61,8 +83,8 @@ def find_instance_regions(
     min_opacity: float = 0.5,
     queried: Optional[Callable[[Tensor], Tensor]] = None,
     chunk: int = 1 << 17,
-) -> Dict[int, InstanceRegion]:
-    """Regions (model frame) of the instances the field holds, by instance id (1..K).
+) -> Dict[RegionKey, InstanceRegion]:
+    """Regions (model frame) of the instances the field holds, by (instance id, class id).
 
     ``field`` offers ``aabb``, ``density``, ``semantic_scores`` and ``instance_scores`` on box-normalised positions
     (:class:`~plift_nerfstudio.fields.panoptic_field.PanopticTensoRFField`); ``queried`` (e.g. the occupancy grid's
@@ -90,21 +112,96 @@ def find_instance_regions(
     instance_grid = instance.view(resolution, resolution, resolution).cpu().numpy()
     class_grid = classes.view(resolution, resolution, resolution).cpu().numpy()
     lo, size = aabb[0].cpu().numpy().astype(np.float64), (aabb[1] - aabb[0]).cpu().numpy().astype(np.float64)
-    regions: Dict[int, InstanceRegion] = {}
-    for instance_id in np.unique(instance_grid):
+    regions: Dict[RegionKey, InstanceRegion] = {}
+    pairs = np.unique(np.stack([instance_grid.ravel(), class_grid.ravel()], axis=1), axis=0)
+    for instance_id, class_id in pairs:
         if instance_id == 0:
             continue
-        mask = keep_main_pieces(instance_grid == instance_id)
+        mask = keep_main_pieces((instance_grid == instance_id) & (class_grid == class_id))
         if not mask.any():
             continue
         where = np.argwhere(mask)
         first, last = where.min(0), where.max(0) + 1
-        class_id = int(np.bincount(class_grid[mask]).argmax())
-        regions[int(instance_id)] = InstanceRegion(
+        regions[(int(instance_id), int(class_id))] = InstanceRegion(
             instance_id=int(instance_id),
-            class_id=class_id,
+            class_id=int(class_id),
             lo=lo + (first - 1) / resolution * size,
             hi=lo + (last + 1) / resolution * size,
             num_voxels=int(mask.sum()),
         )
     return regions
+
+
+def regions_from_points(
+    points: np.ndarray, class_ids: np.ndarray, instance_ids: np.ndarray, aabb: np.ndarray, resolution: int = 96,
+    min_points: int = 8,
+    padding: float = 0.15,
+) -> Dict[RegionKey, InstanceRegion]:
+    """Regions of the instances from surface points [N, 3] (model frame) labelled with the class and instance id the
+    renders show there (instance 0: stuff, left out). Points are binned on a resolution^3 lattice over ``aabb``; an
+    instance's region is the box around its occupied voxels without stray specks, padded by two voxels and
+    ``padding`` of its size on each side."""
+    aabb = np.asarray(aabb, dtype=np.float64)
+    lo, size = aabb[0], aabb[1] - aabb[0]
+    cells = np.clip(((points - lo) / size * resolution).astype(np.int64), 0, resolution - 1)
+    regions: Dict[RegionKey, InstanceRegion] = {}
+    for instance_id, class_id in np.unique(np.stack([instance_ids, class_ids], axis=1), axis=0):
+        if instance_id == 0:
+            continue
+        mine = (instance_ids == instance_id) & (class_ids == class_id)
+        if mine.sum() < min_points:
+            continue
+        seen = np.zeros((resolution,) * 3, dtype=bool)
+        seen[tuple(cells[mine].T)] = True
+        grid = keep_main_pieces(seen, min_share=0.05)
+        if not grid.any():
+            continue
+        where = np.argwhere(grid)
+        first, last = where.min(0), where.max(0) + 1
+        # the views sample a surface only between pixel rays and never see its back: pad generously (deletion and
+        # copies act only where the field says the point belongs to the instance, so a loose box takes nothing else)
+        seen_lo, seen_hi = lo + first / resolution * size, lo + last / resolution * size
+        pad = 2 * size / resolution + padding * (seen_hi - seen_lo)
+        regions[(int(instance_id), int(class_id))] = InstanceRegion(
+            instance_id=int(instance_id),
+            class_id=int(class_id),
+            lo=np.maximum(seen_lo - pad, lo),
+            hi=np.minimum(seen_hi + pad, aabb[1]),
+            num_voxels=int(grid.sum()),
+            seen_lo=seen_lo,
+            seen_hi=seen_hi,
+            cells=np.argwhere(seen).astype(np.int32),
+            lattice=(aabb[0].copy(), aabb[1].copy(), resolution),
+        )
+    return regions
+
+
+@torch.no_grad()
+def owned_cells(
+    field, resolution: int = 96, min_density: float = 1e-2, queried: Optional[Callable[[Tensor], Tensor]] = None,
+    chunk: int = 1 << 17,
+) -> Dict[RegionKey, np.ndarray]:
+    """Lattice cells (over the field's box) whose centre has density above ``min_density`` and belongs to an instance
+    by the heads' argmax, as [M, 3] cell indices per (instance id, class id): where a deletion must act, seen or not
+    (specks included). ``queried`` marks the positions the renders query (the occupancy grid)."""
+    aabb = field.aabb
+    points = lattice_points(aabb, resolution).view(-1, 3)
+    unit = (points - aabb[0]) / (aabb[1] - aabb[0]) * 2 - 1
+    keys = torch.zeros(len(unit), dtype=torch.long, device=unit.device)
+    for start in range(0, len(unit), chunk):
+        part = unit[start : start + chunk]
+        index = torch.arange(len(part), device=unit.device) if queried is None else queried(part).nonzero()[:, 0]
+        index = index[field.density(part[index])[:, 0] > min_density]
+        if len(index) == 0:
+            continue
+        ids = field.instance_scores(part[index]).argmax(-1) + 1
+        classes = field.semantic_scores(part[index]).argmax(-1) + 1
+        keys[start + index] = classes * 100000 + ids
+    keys_np = keys.cpu().numpy()
+    out: Dict[RegionKey, np.ndarray] = {}
+    for key in np.unique(keys_np):
+        if key == 0:
+            continue
+        flat = np.flatnonzero(keys_np == key)
+        out[(int(key % 100000), int(key // 100000))] = np.stack(np.unravel_index(flat, (resolution,) * 3), axis=1).astype(np.int32)
+    return out

@@ -9,13 +9,13 @@ import numpy as np
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.editing.edit_list import EditList, EditListError
 from plift_nerfstudio.editing.edited_field import ResolvedEdit
-from plift_nerfstudio.editing.regions import InstanceRegion
+from plift_nerfstudio.editing.regions import InstanceRegion, RegionKey
 from plift_nerfstudio.labels.class_table import ClassTable
 
 
 def resolve_edits(
     edit_list: EditList,
-    regions: Dict[int, InstanceRegion],
+    regions: Dict[RegionKey, InstanceRegion],
     class_table: ClassTable,
     frame: DatasetFrame,
     num_surrogate_ids: int,
@@ -24,7 +24,7 @@ def resolve_edits(
     """Each edit with its instance's region and its copy's matrix in the model frame. Unknown ids, stuff classes and
     class names that disagree with the scene are refused with :class:`EditListError` naming ``source``."""
     up = np.asarray(edit_list.up, dtype=np.float64) if edit_list.up is not None else frame.model_up_in_dataset()
-    known = ", ".join(f"{i} ({class_table.names[r.class_id - 1]})" for i, r in sorted(regions.items())) or "none"
+    known = ", ".join(f"{i} ({class_table.names[c - 1]})" for i, c in sorted(regions)) or "none"
     resolved: List[ResolvedEdit] = []
     next_id = num_surrogate_ids + 1
     for index, edit in enumerate(edit_list.edits):
@@ -36,14 +36,14 @@ def resolve_edits(
         if not class_table.is_thing[class_id - 1]:
             raise EditListError(source, f"{where}: {edit.class_name!r} is a stuff class; only thing instances can be "
                                         "deleted, duplicated or moved")
-        region = regions.get(edit.instance_id)
+        region = regions.get((edit.instance_id, class_id))
         if region is None:
+            same_id = [class_table.names[c - 1] for i, c in sorted(regions) if i == edit.instance_id]
+            if same_id:
+                raise EditListError(source, f"{where}: instance {edit.instance_id} is a {' and a '.join(map(repr, same_id))} "
+                                            f"in this scene, not a {edit.class_name!r}")
             raise EditListError(source, f"{where}: the scene has no instance {edit.instance_id} (instances found: "
                                         f"{known})")
-        if region.class_id != class_id:
-            raise EditListError(source, f"{where}: instance {edit.instance_id} is a "
-                                        f"{class_table.names[region.class_id - 1]!r} in this scene, not a "
-                                        f"{edit.class_name!r}")
         matrix, copy_id = None, None
         if edit.transform is not None:
             pivot = frame.points_to_dataset(region.centre[None])[0]

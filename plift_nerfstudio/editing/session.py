@@ -49,17 +49,17 @@ class EditingSession:
         self.model = model
         self.edits: List[Edit] = []
         self.selected: Optional[Pick] = None
-        self.isolated: Optional[int] = None
-        self._regions: Optional[Dict[int, InstanceRegion]] = None
+        self.isolated: Optional[Tuple[int, int]] = None
+        self._regions: Optional[Dict[Tuple[int, int], InstanceRegion]] = None
 
     # ------------------------------------------------------------------ looking
-    def regions(self, refresh: bool = False) -> Dict[int, InstanceRegion]:
+    def regions(self, refresh: bool = False) -> Dict[Tuple[int, int], InstanceRegion]:
         if self._regions is None or refresh:
             self._regions = self.model.instance_regions()
         return self._regions
 
     def size_in_dataset_frame(self, region: InstanceRegion) -> np.ndarray:
-        return region.size / self.model.dataset_frame.scale
+        return region.seen_size / self.model.dataset_frame.scale
 
     @torch.no_grad()
     def pick(self, origin: Tuple[float, float, float], direction: Tuple[float, float, float]) -> Pick:
@@ -80,7 +80,7 @@ class EditingSession:
         class_id, instance_id = int(out["semantic_id"][0, 0]), int(out["instance_id"][0, 0])
         table = model.class_table
         is_thing = class_id > 0 and table.is_thing[class_id - 1]
-        region = self.regions(refresh=True).get(instance_id) if is_thing else None
+        region = self.regions(refresh=True).get((instance_id, class_id)) if is_thing else None
         self.selected = Pick(class_id, table.names[class_id - 1] if class_id else "void", is_thing, instance_id,
                              float(out["depth"][0, 0]), region)
         return self.selected
@@ -101,12 +101,13 @@ class EditingSession:
             self.edits.append(Edit("delete", pick.instance_id, pick.class_name))
         self.apply()
 
-    def toggle_isolate(self) -> Optional[int]:
+    def toggle_isolate(self) -> Optional[Tuple[int, int]]:
         """Show only the selected object (again: show everything)."""
         if self.isolated is not None:
             self.isolated = None
         else:
-            self.isolated = self._require_editable().instance_id
+            pick = self._require_editable()
+            self.isolated = (pick.instance_id, pick.class_id)
         self.apply()
         return self.isolated
 
@@ -161,5 +162,5 @@ class EditingSession:
         candidate.parent.mkdir(parents=True, exist_ok=True)
         from plift_nerfstudio.editing.edited_run import explicit_edit_list
 
-        explicit_edit_list(self.edit_list(), self.regions(), self.model.dataset_frame).save(candidate)
+        explicit_edit_list(self.edit_list(), self.regions(), self.model.class_table, self.model.dataset_frame).save(candidate)
         return candidate
