@@ -30,3 +30,17 @@ def tiny_scene_copy(tiny_scene_dir: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "scene"
     shutil.copytree(tiny_scene_dir, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_run(tiny_scene_dir: Path, tmp_path_factory) -> Path:
+    """config.yml of the tiny scene trained 300 steps (long enough for its heads to show thing instances); read-only."""
+    from test_training import tiny_config
+
+    config = tiny_config(tiny_scene_dir, tmp_path_factory.mktemp("trained") / "outputs")
+    config.max_num_iterations = config.steps_per_save = 300
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    return config.get_base_dir() / "config.yml"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from nerfstudio.viewer.viewer_elements import (
     ViewerButton,
     ViewerClick,
@@ -18,6 +20,7 @@ from nerfstudio.viewer.viewer_elements import (
     ViewerSlider,
     ViewerText,
 )
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import nn
 
 from plift_nerfstudio.editing.session import EditingSession
@@ -50,7 +53,7 @@ class PanopticViewerPanel(nn.Module):
         self.p01_pick = ViewerButton("Select an object (then click it)", self._call(self._arm_click))
         self.p02_selected = ViewerText("Selected", "nothing selected", disabled=True,
                                        hint="class, instance id and size of the object under the clicked pixel")
-        self.p03_hide = ViewerButton("Hide (delete)", self._call(self._session.hide))
+        self.p03_hide = ViewerButton("Hide (delete)", self._call(self._hide))
         self.p04_isolate = ViewerButton("Isolate / show all", self._call(self._session.toggle_isolate))
         self.p05_duplicate = ViewerButton("Duplicate", self._call(self._duplicate))
         self.p06_move_x = ViewerSlider("Move x", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True),
@@ -65,6 +68,9 @@ class PanopticViewerPanel(nn.Module):
                                         hint="edit list file for plift-edit (an existing file is never replaced)")
         self.p13_save = ViewerButton("Save edit list", self._call(self._save))
         self.p14_status = ViewerText("Status", "", disabled=True)
+        self.p15_view = ViewerSlider("Training view", 0, 0, max(1, model.num_train_data - 1), 1,
+                                     hint="index of a training camera")
+        self.p16_go_to_view = ViewerButton("Go to training view", self._call(self._go_to_view))
         self.p99_legend = ClassLegend(model.class_table)
         self.viewer_control = ViewerControl()
 
@@ -92,11 +98,17 @@ class PanopticViewerPanel(nn.Module):
         return "click an object in the render"
 
     def _on_click(self, click: ViewerClick) -> None:
+        CONSOLE.print(f"[dim]viewer click: origin {tuple(round(v, 3) for v in click.origin)}, direction "
+                      f"{tuple(round(v, 3) for v in click.direction)}")
         try:
             self.viewer_control.unregister_pointer_cb()
         except Exception:  # noqa: BLE001 - the viewer may already have dropped it
             pass
-        self.select(click.origin, click.direction)
+        try:
+            self.select(click.origin, click.direction)
+        except Exception as err:  # a viewer callback's error would otherwise vanish in viser's thread
+            CONSOLE.print_exception()
+            self._status(f"selection failed: {type(err).__name__}: {err}")
 
     def select(self, origin, direction) -> str:
         """Select what the ray renders (the panel's text and sliders follow)."""
@@ -106,6 +118,12 @@ class PanopticViewerPanel(nn.Module):
         self._status(f"selected: {pick.describe(self._session)}")
         self._rerender()
         return self.p02_selected.value
+
+    def _hide(self) -> str:
+        self._session.hide()
+        pick = self._session.selected
+        assert pick is not None
+        return f"hidden: {pick.class_name} {pick.instance_id} ({len(self._session.edits)} edits)"
 
     def _duplicate(self) -> str:
         edit = self._session.duplicate()
@@ -124,6 +142,28 @@ class PanopticViewerPanel(nn.Module):
     def _save(self) -> str:
         path = self._session.save(Path(self.p12_save_path.value or DEFAULT_SAVE_PATH))
         return f"saved {len(self._session.edits)} edits to {path.resolve()}"
+
+    def _go_to_view(self) -> str:
+        """Put every browser's camera where a training camera was (as clicking its frustum does)."""
+        import viser.transforms as vtf
+        from nerfstudio.viewer.viewer import VISER_NERFSTUDIO_SCALE_RATIO
+
+        cameras = self._session.model.view_cameras
+        if cameras is None:
+            raise ValueError("this model does not know its training cameras")
+        index = int(self.p15_view.value)
+        if not 0 <= index < len(cameras):
+            raise ValueError(f"training view {index} does not exist (0..{len(cameras) - 1})")
+        c2w = cameras.camera_to_worlds[index].cpu().numpy()
+        rotation = vtf.SO3.from_matrix(c2w[:3, :3]) @ vtf.SO3.from_x_radians(np.pi)
+        server = getattr(self.viewer_control, "viser_server", None)
+        if server is None:
+            raise ValueError("the viewer is not running")
+        for client in server.get_clients().values():
+            with client.atomic():
+                client.camera.wxyz = rotation.wxyz
+                client.camera.position = c2w[:3, 3] * VISER_NERFSTUDIO_SCALE_RATIO
+        return f"at training view {index}"
 
     # ------------------------------------------------------------------ helpers
     def _set_sliders(self, x: float, y: float, z: float, turn: float) -> None:
