@@ -264,13 +264,17 @@ def main(opts: EditingOptions) -> dict:
     for g in usable:  # one true object per instance of ours: the best matched keeps it
         claimed.setdefault(key(g), g)
     usable = [g for g in usable if claimed[key(g)] == g]
-    if len(usable) < 3:
-        raise RuntimeError(f"only {len(usable)} true objects have an instance id of their own in our renders: "
-                           f"{matches}")
+    if not usable:
+        raise RuntimeError(f"no true object has an instance of its own in our renders: {matches}")
+    # one object per operation; a run that separates fewer objects (--quick) gets fewer operations
+    ops = ("delete", "duplicate", "move")[: len(usable)]
+    if len(ops) < 3:
+        CONSOLE.print(f"[yellow]only {len(usable)} true object(s) have an instance of their own in our renders: "
+                      f"edits {list(ops)} only")
     prefer = {"delete": ("chair", "bag", "television"), "duplicate": ("refrigerator", "chair", "television", "bag"),
               "move": ("bag", "chair", "television", "refrigerator")}
     chosen: Dict[str, int] = {}
-    for op in ("delete", "duplicate", "move"):
+    for op in ops:
         left = [g for g in usable if g not in chosen.values()]
         ranked = sorted(left, key=lambda g: (things[g][0].class_name not in prefer[op],
                                              prefer[op].index(things[g][0].class_name) if things[g][0].class_name in prefer[op] else 0))
@@ -281,7 +285,9 @@ def main(opts: EditingOptions) -> dict:
     # the copy of an object standing against a wall keeps its seen front to the room (turned, the side that faced
     # the wall would show, which no camera saw); the moved object stands free and is turned round
     for op, rotation in (("duplicate", 0.0), ("move", 180.0)):
-        removed = [chosen["delete"], chosen["move"]]
+        if op not in chosen:
+            continue
+        removed = [chosen[o] for o in ("delete", "move") if o in chosen]
         translation = free_placement(room, chosen[op], removed, camera_positions, test_poses, intr, rotation)
         if translation is None:
             rotation = 0.0
@@ -303,7 +309,7 @@ def main(opts: EditingOptions) -> dict:
             if op != "delete":
                 e["transform"] = placements[op]
             return e
-        return {"version": 1, "frame": "dataset", "up": [0.0, 0.0, 1.0], "edits": [entry(op) for op in ("delete", "duplicate", "move")]}
+        return {"version": 1, "frame": "dataset", "up": [0.0, 0.0, 1.0], "edits": [entry(op) for op in ops]}
 
     ours_ids = {g: matches[g]["ours"] for g in chosen.values()}
     (out / "edits_ours.json").write_text(json.dumps(edit_list(ours_ids, ours=True), indent=2))
@@ -375,6 +381,8 @@ def main(opts: EditingOptions) -> dict:
     }
     next_true_id = room.num_instances + 1
     for op in ("duplicate", "move"):
+        if op not in chosen:
+            continue
         g = chosen[op]
         copy_true = next_true_id if op == "duplicate" else g
         copy_ours = resolved[op].copy_id
@@ -462,6 +470,8 @@ def edit_rows(result: dict) -> List[List[str]]:
              f"id left on {d['pixels_left_with_the_id']} px (was {d['pixels_before']}); revealed {d['revealed_pixels']} px: "
              f"PSNR {fmt(d['revealed_psnr'])}, class accuracy {fmt(d['revealed_class_accuracy'])}"]]
     for op in ("duplicate", "move"):
+        if op not in result["per_edit"]:
+            continue
         e = result["per_edit"][op]
         t = e["transform"]
         rows.append([op, f"{e['class']} (true {e['true_object']}, ours {e['our_id']} -> {e['copy_id']})",
