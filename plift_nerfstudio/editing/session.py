@@ -51,11 +51,15 @@ class EditingSession:
         self.selected: Optional[Pick] = None
         self.isolated: Optional[Tuple[int, int]] = None
         self._regions: Optional[Dict[Tuple[int, int], InstanceRegion]] = None
+        self._regions_step: Optional[int] = None
 
     # ------------------------------------------------------------------ looking
     def regions(self, refresh: bool = False) -> Dict[Tuple[int, int], InstanceRegion]:
-        if self._regions is None or refresh:
+        """The instances' regions, found again only when the field has trained since (``refresh``: always)."""
+        step = getattr(self.model, "step", None)
+        if self._regions is None or refresh or step != self._regions_step:
             self._regions = self.model.instance_regions()
+            self._regions_step = step
         return self._regions
 
     def size_in_dataset_frame(self, region: InstanceRegion) -> np.ndarray:
@@ -80,7 +84,7 @@ class EditingSession:
         class_id, instance_id = int(out["semantic_id"][0, 0]), int(out["instance_id"][0, 0])
         table = model.class_table
         is_thing = class_id > 0 and table.is_thing[class_id - 1]
-        region = self.regions(refresh=True).get((instance_id, class_id)) if is_thing else None
+        region = self.regions().get((instance_id, class_id)) if is_thing else None
         self.selected = Pick(class_id, table.names[class_id - 1] if class_id else "void", is_thing, instance_id,
                              float(out["depth"][0, 0]), region)
         return self.selected
