@@ -168,7 +168,15 @@ def render(room: Room, c2w: np.ndarray, intr: Intrinsics) -> Rendered:
     normals = np.zeros_like(points)
     normals[np.arange(n), normal_axis] = -np.sign(dirs[np.arange(n), normal_axis])
 
-    # per-surface attributes
+    shadow_hits = (lambda o, d: _intersect_boxes(o, d, lo, hi)[0]) if len(lo) else None
+    return _shade(room, intr, surface, t, points, points, normals, shadow_hits)
+
+
+def _shade(room: Room, intr: Intrinsics, surface: np.ndarray, t: np.ndarray, points: np.ndarray,
+           texture_points: np.ndarray, normals: np.ndarray, shadow_hits) -> Rendered:
+    """Colour, class and instance of the surfaces the rays hit: textures read at ``texture_points``, Lambert shading
+    from the room's light with shadows where ``shadow_hits(origins, directions)`` (entry distances [N, boxes]) finds
+    a box before the light."""
     shell_class = np.array([CLASS_ID["floor"], CLASS_ID["ceiling"]] + [CLASS_ID["wall"]] * 4)
     classes = np.concatenate([shell_class, [CLASS_ID[b.class_name] for b in room.boxes]]).astype(np.uint16)
     instances = np.concatenate([np.zeros(6), [b.instance for b in room.boxes]]).astype(np.uint16)
@@ -178,8 +186,8 @@ def render(room: Room, c2w: np.ndarray, intr: Intrinsics) -> Rendered:
 
     seed = seeds[surface]
     scale = scales[surface][:, None]
-    texture = fbm(points * scale, seed)
-    detail = value_noise(points * scale * 6.0, seed + 7.0)
+    texture = fbm(texture_points * scale, seed)
+    detail = value_noise(texture_points * scale * 6.0, seed + 7.0)
     colour = albedo[surface] * (0.55 + 0.55 * texture[:, None] + 0.15 * (detail[:, None] - 0.5))
     floor = surface == 0
     if floor.any():  # floor boards
@@ -191,8 +199,8 @@ def render(room: Room, c2w: np.ndarray, intr: Intrinsics) -> Rendered:
     dist = np.linalg.norm(to_light, axis=-1)
     to_light /= dist[:, None]
     lambert = np.clip((normals * to_light).sum(-1), 0, 1)
-    if len(lo):
-        t_shadow, _ = _intersect_boxes(points + normals * 1e-3, to_light, lo, hi)
+    if shadow_hits is not None:
+        t_shadow = shadow_hits(points + normals * 1e-3, to_light)
         shadowed = (t_shadow < dist[:, None] - 1e-3).any(-1)
         lambert = np.where(shadowed, 0.25 * lambert, lambert)
     falloff = 1.0 / (1.0 + 0.04 * dist**2)
@@ -247,39 +255,5 @@ def _render_posed(room: Room, c2w: np.ndarray, intr: Intrinsics) -> Rendered:
     box_normals /= np.linalg.norm(box_normals, axis=-1, keepdims=True)
     normals = np.where(closer[:, None], box_normals, shell_normals)
 
-    shell_class = np.array([CLASS_ID["floor"], CLASS_ID["ceiling"]] + [CLASS_ID["wall"]] * 4)
-    classes = np.concatenate([shell_class, [CLASS_ID[b.class_name] for b in room.boxes]]).astype(np.uint16)
-    instances = np.concatenate([np.zeros(6), [b.instance for b in room.boxes]]).astype(np.uint16)
-    albedo = np.concatenate([room.wall_albedo, np.stack([b.albedo for b in room.boxes])])
-    seeds = np.concatenate([room.wall_seeds, [b.texture_seed for b in room.boxes]])
-    scales = np.concatenate([[4.0, 3.0, 5.0, 5.5, 6.0, 4.5], [b.texture_scale for b in room.boxes]])
-
-    seed = seeds[surface]
-    scale = scales[surface][:, None]
-    texture = fbm(texture_points * scale, seed)
-    detail = value_noise(texture_points * scale * 6.0, seed + 7.0)
-    colour = albedo[surface] * (0.55 + 0.55 * texture[:, None] + 0.15 * (detail[:, None] - 0.5))
-    floor = surface == 0
-    if floor.any():
-        plank = np.floor(points[floor, 0] * 5.0 + 100 * seed[floor])
-        tone = 0.85 + 0.3 * _hash3(plank, plank * 0.5, plank * 0.25, seed[floor])
-        colour[floor] *= tone[:, None]
-
-    to_light = room.light[None] - points
-    dist = np.linalg.norm(to_light, axis=-1)
-    to_light /= dist[:, None]
-    lambert = np.clip((normals * to_light).sum(-1), 0, 1)
-    t_shadow, _, _, _ = _intersect_posed_boxes(points + normals * 1e-3, to_light, lo, hi, world_to_box)
-    shadowed = (t_shadow < dist[:, None] - 1e-3).any(-1)
-    lambert = np.where(shadowed, 0.25 * lambert, lambert)
-    falloff = 1.0 / (1.0 + 0.04 * dist**2)
-    shade = 0.38 + 0.75 * lambert * falloff
-    rgb = np.clip(colour * shade[:, None], 0, 1) ** (1 / 1.3)
-
-    shape = (intr.height, intr.width)
-    return Rendered(
-        rgb=(rgb.reshape(*shape, 3) * 255 + 0.5).astype(np.uint8),
-        depth=t.reshape(shape).astype(np.float32),
-        semantics=classes[surface].reshape(shape),
-        instances=instances[surface].reshape(shape),
-    )
+    shadow_hits = lambda o, d: _intersect_posed_boxes(o, d, lo, hi, world_to_box)[0]  # noqa: E731
+    return _shade(room, intr, surface, t, points, texture_points, normals, shadow_hits)
