@@ -49,6 +49,9 @@ from plift_nerfstudio.panoptic import VOID_ACCUMULATION, class_palette, colouris
 
 CLASS_TABLE_METADATA_KEY = "panoptic_class_table"
 DATASET_FRAME_METADATA_KEY = "panoptic_dataset_frame"
+EDITED_MARCHES = 4
+"""Marches of an edited render at most: shaded samples of deleted instances found outside their regions are emptied
+and the rays marched again."""
 
 
 @dataclass
@@ -494,17 +497,16 @@ class PanopticLiftingModel(Model):
         positions = self.field.normalise_positions(ray_samples.frustums.get_positions())
         density = self._density_along_rays(positions, ray_samples.deltas, edited)
         weights = ray_samples.get_weights(density)  # [R, S, 1]
-
         keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, cfg.max_kept_samples_per_ray)
         ray_index, sample_index = keep.nonzero(as_tuple=True)
         kept_positions = positions[ray_index, sample_index]
         kept_weights = weights[ray_index, sample_index, 0]
         directions = ray_samples.frustums.directions[ray_index, sample_index]
-
         if edited is None:
             rgb_samples = self.field.rgb(kept_positions, directions)
         else:
-            rgb_samples, semantic_samples, instance_samples = edited.shade(kept_positions, directions)
+            (ray_index, sample_index, kept_positions, kept_weights, directions, weights, rgb_samples, semantic_samples,
+             instance_samples) = self._shade_edited(edited, ray_samples, positions, density, weights, keep)
         # with a 'random' background the loss blends one in (nerfstudio's convention); black when rendering
         rgb = self.renderer_rgb(rgb=rgb_samples, weights=kept_weights[:, None], ray_indices=ray_index, num_rays=num_rays)
         accumulation = self.renderer_accumulation(weights)
@@ -533,6 +535,38 @@ class PanopticLiftingModel(Model):
             # the viewer and ns-render need one value per ray and output; per-class vectors stay in training
             del outputs["semantic_probs"], outputs["instance_probs"]
         return outputs
+
+    def _shade_edited(self, edited: EditedScene, ray_samples: RaySamples, positions: Float[Tensor, "R S 3"],
+                      density: Float[Tensor, "R S 1"], weights: Float[Tensor, "R S 1"], keep: Bool[Tensor, "R S"]):
+        """Shade the kept samples of an edited scene. A shaded sample that the field gives to a deleted instance but
+        lies outside the region found for it (a speck) is emptied and its ray marched and shaded again, up to
+        ``EDITED_MARCHES`` times; the other rays keep their samples."""
+        cfg = self.config
+        ray_index, sample_index = keep.nonzero(as_tuple=True)
+        directions_all = ray_samples.frustums.directions
+        parts = []  # per march: the kept samples of the rays settled in it
+        redo = torch.ones(keep.shape[0], dtype=torch.bool, device=keep.device)
+        for march in range(EDITED_MARCHES):
+            kept_positions = positions[ray_index, sample_index]
+            directions = directions_all[ray_index, sample_index]
+            rgb, semantic, instance, missed = edited.shade(kept_positions, directions)
+            redo = torch.zeros_like(redo)
+            if march < EDITED_MARCHES - 1:
+                redo[ray_index[missed > 0]] = True
+            settled = ~redo[ray_index]
+            parts.append((ray_index[settled], sample_index[settled], rgb[settled], semantic[settled], instance[settled]))
+            if not bool(redo.any()):
+                break
+            # empty the deleted instance's density there and march those rays again: what lay behind shows
+            hit = missed > 0
+            density = density.index_put((ray_index[hit], sample_index[hit]),
+                                        (density[ray_index[hit], sample_index[hit], 0] - missed[hit])[:, None].clamp_min(0))
+            weights = ray_samples.get_weights(density)
+            keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, cfg.max_kept_samples_per_ray) & redo[:, None]
+            ray_index, sample_index = keep.nonzero(as_tuple=True)
+        ray_index, sample_index, rgb, semantic, instance = (torch.cat(x) for x in zip(*parts))
+        return (ray_index, sample_index, positions[ray_index, sample_index], weights[ray_index, sample_index, 0],
+                directions_all[ray_index, sample_index], weights, rgb, semantic, instance)
 
     def _density_along_rays(
         self, positions: Float[Tensor, "R S 3"], deltas: Float[Tensor, "R S 1"], edited: Optional[EditedScene] = None

@@ -41,8 +41,9 @@ class BoxesField(nn.Module):
     """The field's interface (density, colour, class and surrogate-id scores on box-normalised positions) for solid
     boxes in the box [-1, 1]^3; empty space is air of class 'wall' with surrogate id 1."""
 
-    def __init__(self) -> None:
+    def __init__(self, solids=SOLIDS) -> None:
         super().__init__()
+        self.solids = list(solids)
         self.register_buffer("aabb", torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
 
     def normalise_positions(self, positions):
@@ -51,7 +52,7 @@ class BoxesField(nn.Module):
 
     def _which(self, unit):
         index = torch.full((len(unit),), -1, dtype=torch.long)
-        for i, (lo, hi, *_rest) in enumerate(SOLIDS):
+        for i, (lo, hi, *_rest) in enumerate(self.solids):
             inside = ((unit >= torch.tensor(lo)) & (unit <= torch.tensor(hi))).all(-1)
             index = torch.where(inside & (index < 0), torch.full_like(index, i), index)
         return index
@@ -60,19 +61,19 @@ class BoxesField(nn.Module):
         return (self._which(unit) >= 0).float()[:, None] * 200.0
 
     def rgb(self, unit, directions):
-        colours = torch.tensor([s[4] for s in SOLIDS] + [(0.0, 0.0, 0.0)])
+        colours = torch.tensor([s[4] for s in self.solids] + [(0.0, 0.0, 0.0)])
         return colours[self._which(unit)]
 
     def semantic_scores(self, unit):
-        classes = torch.tensor([s[2] for s in SOLIDS] + [WALL])
+        classes = torch.tensor([s[2] for s in self.solids] + [WALL])
         return 10.0 * nn.functional.one_hot(classes[self._which(unit)] - 1, TABLE.num_classes).float()
 
     def instance_scores(self, unit):
-        ids = torch.tensor([max(s[3], 1) for s in SOLIDS] + [1])
+        ids = torch.tensor([max(s[3], 1) for s in self.solids] + [1])
         return 10.0 * nn.functional.one_hot(ids[self._which(unit)] - 1, K).float()
 
 
-def make_model(frame: DatasetFrame = DatasetFrame.identity(), occupancy: int = 32):
+def make_model(frame: DatasetFrame = DatasetFrame.identity(), occupancy: int = 32, solids=SOLIDS):
     config = PanopticLiftingModelConfig(
         init_resolution=8, final_resolution=8, upsampling_iters=(), num_samples=192, density_components=2,
         color_components=2, semantic_mlp_layers=1, semantic_mlp_width=8, instance_mlp_layers=1, instance_mlp_width=8,
@@ -82,7 +83,7 @@ def make_model(frame: DatasetFrame = DatasetFrame.identity(), occupancy: int = 3
     box = SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
     metadata = {CLASS_TABLE_METADATA_KEY: TABLE, DATASET_FRAME_METADATA_KEY: frame}
     model = config.setup(scene_box=box, num_train_data=1, metadata=metadata)
-    model.field = BoxesField()
+    model.field = BoxesField(solids)
     model.view_cameras = camera()  # instance regions from what this view sees (the pipeline sets the training views)
     if model.occupancy is not None:  # as after training: cells without density are skipped
         model.occupancy.update(model.field.density, 2.0 / 192, 1e-3)
@@ -175,6 +176,21 @@ def test_deleted_instance_covers_no_pixel_and_reveals_what_is_behind() -> None:
     rest = ~chair_pixels
     for key in ("rgb", "depth", "semantic_id", "instance_id"):
         assert torch.equal(after[key][rest], before[key][rest]), key
+
+
+def test_a_speck_of_a_deleted_instance_outside_its_region_is_deleted_too() -> None:
+    # a floater the field gives to the chair, far from it, that the region search missed
+    speck = ((0.55, 0.6, -0.2), (0.6, 0.65, -0.15), CHAIR, CHAIR_INSTANCE, (0.9, 0.1, 0.1))
+    model = make_model(solids=SOLIDS + [speck])
+    before, points = render(model)
+    seen = (before["instance_id"][..., 0] == CHAIR_INSTANCE).sum()
+    regions = find_instance_regions(BoxesField(), model.is_thing_lut, resolution=64)  # the chair alone, no cells
+    model.apply_edits(parse_edit_list(edits({"op": "delete", "instance_id": CHAIR_INSTANCE, "class": "chair"})),
+                      regions=regions)
+    after, _ = render(model)
+    assert seen > 30 and not (after["instance_id"] == CHAIR_INSTANCE).any()
+    where = (before["instance_id"][..., 0] == CHAIR_INSTANCE) & inside(points, speck[0], speck[1])  # the speck's pixels
+    assert where.any() and (after["semantic_id"][..., 0][where] == WALL).all()  # the wall behind it
 
 
 def test_duplicate_appears_at_the_requested_pose_with_a_new_id() -> None:

@@ -227,7 +227,12 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
 
     # the server's side: the edit list it saves holds the deletion of the selected instance
     click_button(browser, "Save edit list")
-    saved = wait_until(lambda: (workdir / "edits.json").is_file() and workdir / "edits.json", 30, "edits.json")
+    try:
+        saved = wait_until(lambda: (workdir / "edits.json").is_file() and workdir / "edits.json", 60, "edits.json")
+    except AssertionError as err:
+        status = field(browser, "Status").get_attribute("value")
+        log = (workdir / "ns-viewer.log").read_text()[-3000:]
+        raise AssertionError(f"{err}; the panel's status: {status!r}; ns-viewer's log ends: {log}") from None
     data = json.loads(saved.read_text())
     assert data["version"] == 1
     assert data["edits"] == [{"op": "delete", "instance_id": instance_id, "class": class_name}]

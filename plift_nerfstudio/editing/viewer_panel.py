@@ -88,6 +88,10 @@ class PanopticViewerPanel(nn.Module):
             except (ValueError, UserFileError, OSError) as err:
                 self._status(f"not done: {err}")
                 return
+            except Exception as err:  # a viewer callback's error would otherwise vanish in viser's thread
+                CONSOLE.print_exception()
+                self._status(f"failed: {type(err).__name__}: {err}")
+                return
             if isinstance(result, str):
                 self._status(result)
             self._rerender()
