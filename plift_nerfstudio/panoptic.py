@@ -39,17 +39,18 @@ def class_palette(class_table: ClassTable) -> Float[Tensor, "C1 3"]:
     return torch.tensor([(0, 0, 0), *class_table.colors], dtype=torch.float32) / 255.0
 
 
-# Kenneth Kelly's sequence of colours of maximum contrast (1965), without white and black: each colour differs
-# strongly from the ones just before it, so neighbouring ids (often neighbouring objects) are told apart
+# Kenneth Kelly's sequence of colours of maximum contrast (1965), without white, black, grey and olive green (the
+# instances output shows stuff as dimmed grey): each colour differs strongly from the ones just before it, so
+# neighbouring ids (often neighbouring objects) are told apart
 KELLY_COLOURS = (
-    (243, 195, 0), (135, 86, 146), (243, 132, 0), (161, 202, 241), (190, 0, 50), (194, 178, 128), (132, 132, 130),
+    (243, 195, 0), (135, 86, 146), (243, 132, 0), (161, 202, 241), (190, 0, 50), (194, 178, 128),
     (0, 136, 86), (230, 143, 172), (0, 103, 165), (249, 147, 121), (96, 78, 151), (246, 166, 0), (179, 68, 108),
-    (220, 211, 0), (136, 45, 23), (141, 182, 0), (101, 69, 34), (226, 88, 34), (43, 61, 38),
+    (220, 211, 0), (136, 45, 23), (141, 182, 0), (101, 69, 34), (226, 88, 34),
 )
 
 
 def instance_palette(num_ids: int) -> Float[Tensor, "K1 3"]:
-    """A colour per instance id in [0, 1]; row 0 (stuff) is black. Ids 1..20 take Kelly's colours of maximum
+    """A colour per instance id in [0, 1]; row 0 (stuff) is black. Ids 1..18 take Kelly's colours of maximum
     contrast in order; later rounds repeat them lighter and darker in turn."""
     colors = [(0.0, 0.0, 0.0)]
     for i in range(num_ids):

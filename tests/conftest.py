@@ -40,6 +40,11 @@ def trained_tiny_run(tiny_scene_dir: Path, tmp_path_factory) -> Path:
     config = tiny_config(tiny_scene_dir, tmp_path_factory.mktemp("trained") / "outputs")
     config.max_num_iterations = config.steps_per_save = 300
     config.save_config()
+    import random
+
+    import numpy as np
+
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)  # as ns-train seeds
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     trainer.train()

@@ -109,15 +109,14 @@ def set_number(driver, label: str, value: int) -> None:
     box.send_keys(str(value), Keys.ENTER)
 
 
-def view_with_most_things(data: Path) -> int:
-    """Index (among the training cameras, in nerfstudio's order) of the training frame whose ground truth shows the
-    most thing pixels."""
+def views_by_things(data: Path) -> list:
+    """Indices of the training cameras (nerfstudio's order), those whose ground truth shows most thing pixels first."""
     from plift_nerfstudio.labels.frame_labels import read_label_png
 
     meta = json.loads((data / "transforms.json").read_text())
     train = [f for f in meta["frames"] if f["file_path"] in set(meta["train_filenames"])]
     counts = [int((read_label_png(data / f["gt_instances_path"]) > 0).sum()) for f in train]
-    return int(np.argmax(counts))
+    return [int(i) for i in np.argsort(counts)[::-1]]
 
 
 def click_button(driver, text: str) -> None:
@@ -175,28 +174,33 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     assert field(browser, "4 bed (thing)") is not None and field(browser, "1 wall") is not None
     assert field(browser, "Selected").get_attribute("value") == "nothing selected"
 
-    # look through the training camera that sees most objects (the panel's 'Go to training view')
-    set_number(browser, "Training view", view_with_most_things(tiny_scene_dir))
-    time.sleep(1)
-    click_button(browser, "Hide Train Cams")  # the camera's own picture would cover the render
-    click_button(browser, "Go to training view")
-    wait_until(lambda: "at training view" in (field(browser, "Status").get_attribute("value") or ""), 30,
-               "the camera to move to the training view")
-
-    # the instances output: thing pixels in the instance palette's saturated colours, stuff grey
+    # look through the training cameras that see most objects until the instances output shows one (thing pixels in
+    # the instance palette's colours, stuff in grey)
+    click_button(browser, "Hide Train Cams")  # a camera's own picture would cover the render
     choose_output(browser, "instances")
     left, top, width, height = scene_area(browser)
 
     def saturated():
         view = screenshot(browser)[top : top + height, left : left + width]
-        mask = (view.max(-1) - view.min(-1)) > 60
+        mask = (view.max(-1) - view.min(-1)) > 30  # palette colours; grey (stuff) and JPEG noise stay below
         return (view, mask) if mask.mean() > 0.002 else None
 
-    try:
-        view, mask = wait_until(saturated, 60, "thing instances in the instances output")
-    finally:
-        browser.save_screenshot(str(shots / "viewer_instances.png"))
+    found = None
+    for index in views_by_things(tiny_scene_dir)[:4]:
+        set_number(browser, "Training view", index)
+        time.sleep(1)
+        click_button(browser, "Go to training view")
+        wait_until(lambda: f"at training view {index}" in (field(browser, "Status").get_attribute("value") or ""), 30,
+                   f"the camera to move to training view {index}")
+        time.sleep(3)  # the render from there arrives
+        try:
+            found = wait_until(saturated, 30, "thing instances in the instances output")
+            break
+        except AssertionError:
+            continue
     browser.save_screenshot(str(shots / "viewer_instances.png"))
+    assert found is not None, "no thing instance in the instances output from the 4 training views that show most"
+    view, mask = found
 
     # click the middle of the largest coloured patch
     ys, xs = np.nonzero(mask)
