@@ -292,13 +292,17 @@ def main(opts: EditingOptions) -> dict:
         if translation is None:
             rotation = 0.0
             translation = free_placement(room, chosen[op], removed, camera_positions, test_poses, intr, rotation)
-        if translation is None:
-            raise RuntimeError(f"no free place for the {op} of object {chosen[op]}")
+        if translation is None:  # a small room may have no free floor the test cameras see: leave the edit out
+            CONSOLE.print(f"[yellow]no free floor for the {op} of object {chosen[op]} that the test cameras see: "
+                          f"{op} left out")
+            del chosen[op]
+            continue
         boxes = things[chosen[op]]
         pivot = (np.min([b.lo for b in boxes], 0) + np.max([b.hi for b in boxes], 0)) / 2
         placements[op] = {"translation": translation, "rotation_deg": rotation, "scale": 1.0,
                           "pivot": [float(v) for v in pivot]}
 
+    ops = tuple(op for op in ops if op in chosen)
     class_names = model.class_table.names
 
     def edit_list(ids: Dict[int, int], ours: bool) -> dict:
