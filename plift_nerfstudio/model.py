@@ -231,6 +231,13 @@ def samples_to_shade(weights: Float[Tensor, "R S"], threshold: float, max_per_ra
 def pixel_lattice_rays(cameras: Cameras, num_rays: int, seed: int) -> RayBundle:
     """About ``num_rays`` rays spread evenly over all images of ``cameras``: every ``stride``-th pixel in both
     directions, from a random offset (so successive calls see different pixels)."""
+    camera_index, coords = pixel_lattice(cameras, num_rays, seed)
+    device = cameras.device
+    return cameras.generate_rays(camera_indices=camera_index[:, None].to(device), coords=coords.to(device))
+
+
+def pixel_lattice(cameras: Cameras, num_rays: int, seed: int) -> Tuple[Int[Tensor, "N"], Float[Tensor, "N 2"]]:
+    """The camera index and (y, x) pixel-centre coordinates of :func:`pixel_lattice_rays`' rays."""
     heights, widths = cameras.height.flatten().tolist(), cameras.width.flatten().tolist()
     pixels = sum(h * w for h, w in zip(heights, widths))
     stride = max(1, int(round((pixels / max(num_rays, 1)) ** 0.5)))
@@ -241,9 +248,8 @@ def pixel_lattice_rays(cameras: Cameras, num_rays: int, seed: int) -> RayBundle:
         ys, xs = torch.arange(dy, h, stride), torch.arange(dx, w, stride)
         grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).view(-1, 2)
         coords.append(grid)
-        index.append(torch.full((len(grid), 1), camera, dtype=torch.long))
-    device = cameras.device
-    return cameras.generate_rays(camera_indices=torch.cat(index).to(device), coords=torch.cat(coords).to(device))
+        index.append(torch.full((len(grid),), camera, dtype=torch.long))
+    return torch.cat(index), torch.cat(coords)
 
 
 class FieldBoxCollider(AABBBoxCollider):
@@ -300,6 +306,7 @@ class PanopticLiftingModel(Model):
         self.collider = FieldBoxCollider(self.field, near_plane=cfg.collider_params["near_plane"])
         self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
         self.renderer_depth = DepthRenderer(method="expected")
+        self.renderer_median_depth = DepthRenderer(method="median")
         self.renderer_accumulation = AccumulationRenderer()
         self.register_buffer("is_thing_lut", torch.tensor([False, *class_table.is_thing]), persistent=False)
         self.register_buffer("class_colors", class_palette(class_table), persistent=False)
@@ -490,6 +497,26 @@ class PanopticLiftingModel(Model):
 
     # ------------------------------------------------------------------ rendering
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
+        outputs = self._render(ray_bundle)
+        if not self.training:
+            outputs.update(self._panoptic_views(outputs["rgb"], outputs["semantic_probs"], outputs["instance_probs"],
+                                                outputs["accumulation"]))
+            # the viewer and ns-render need one value per ray and output; per-class vectors stay in training
+            del outputs["semantic_probs"], outputs["instance_probs"]
+        return outputs
+
+    @torch.no_grad()
+    def render_surface(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        """What the export needs of rays (eval mode, edits applied): colour, accumulation, expected and median depth
+        (where the accumulated weight passes a half: on the surface, never between a foreground edge and what lies
+        behind), the rendered class and surrogate-id distributions and the panoptic labels the renders show."""
+        outputs = self._render(self.collider(ray_bundle), median_depth=True)
+        class_id, instance_id = panoptic_labels(outputs["semantic_probs"], outputs["instance_probs"], self.is_thing_lut,
+                                                outputs["accumulation"], self.config.void_accumulation)
+        outputs["semantic_id"], outputs["instance_id"] = class_id, instance_id
+        return outputs
+
+    def _render(self, ray_bundle: RayBundle, median_depth: bool = False) -> Dict[str, Tensor]:
         cfg = self.config
         edited = self._active_edits()
         ray_samples = self.sampler(ray_bundle)
@@ -530,10 +557,8 @@ class PanopticLiftingModel(Model):
         if self.training and cfg.distortion_loss_mult > 0:
             spacing = ray_samples.spacing_starts, ray_samples.spacing_ends  # normalised distance along the ray
             outputs["distortion"] = distortion_loss(weights[..., 0], spacing[0][..., 0], spacing[1][..., 0])  # type: ignore[index]
-        if not self.training:
-            outputs.update(self._panoptic_views(rgb, semantic_probs, instance_probs, accumulation))
-            # the viewer and ns-render need one value per ray and output; per-class vectors stay in training
-            del outputs["semantic_probs"], outputs["instance_probs"]
+        if median_depth:
+            outputs["depth_median"] = self.renderer_median_depth(weights, ray_samples)
         return outputs
 
     def _shade_edited(self, edited: EditedScene, ray_samples: RaySamples, positions: Float[Tensor, "R S 3"],

@@ -1,0 +1,238 @@
+"""Meshes of the segmented scene: marching cubes on the field's density over a dense lattice, the one surface cut
+into a mesh per thing instance and per stuff class.
+
+``plift-export mesh`` labels each face by the surface points the training views render nearest to it (the majority of
+their class and instance: the renders' argmax) and leaves out faces no view saw (the backs of furniture, the outside
+of walls); its level is the density the field has at those points. Without such points a face takes the label of the
+lattice voxel it bounds (``voxel_labels``: the heads' argmax at surface voxels, spread to the voxels inside, whose
+own argmax nobody trained). Vertex colours come from the colour field seen from outside the surface (against its
+normal). Cells the occupancy grid skips count as empty, as they do in the renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from plift_nerfstudio.export.groups import GroupKey
+
+
+@dataclass
+class LabelledLattice:
+    origin: np.ndarray  # [3] model-frame centre of voxel (0, 0, 0)
+    spacing: np.ndarray  # [3] voxel size (model units)
+    density: np.ndarray  # [X, Y, Z] float32
+    solid: np.ndarray  # [X, Y, Z] bool
+    class_id: np.ndarray  # [X, Y, Z] int16: class of each solid voxel (0: empty)
+    instance_id: np.ndarray  # [X, Y, Z] int32: surrogate id of each solid thing voxel (0: stuff or empty)
+    level: float  # the density at which marching cubes puts the surface (solid voxels reach it)
+
+    def centres(self, index: np.ndarray) -> np.ndarray:
+        return self.origin + index * self.spacing
+
+
+def lattice_shape(lo: np.ndarray, hi: np.ndarray, resolution: int) -> np.ndarray:
+    """Voxels per axis: ``resolution`` along the longest side of (lo, hi), cubic voxels."""
+    size = np.asarray(hi, dtype=np.float64) - lo
+    return np.maximum(2, np.ceil(size / size.max() * resolution)).astype(np.int64)
+
+
+def surface_voxels(solid: np.ndarray) -> np.ndarray:
+    """Solid voxels with an empty 6-neighbour (or on the lattice's border)."""
+    padded = np.pad(solid, 1, constant_values=False)
+    inner = ndimage.binary_erosion(padded, structure=ndimage.generate_binary_structure(3, 1))[1:-1, 1:-1, 1:-1]
+    return solid & ~inner
+
+
+def spread_to_interior(labels: np.ndarray, labelled: np.ndarray, solid: np.ndarray) -> np.ndarray:
+    """``labels`` of the ``labelled`` voxels given to every ``solid`` voxel from its nearest labelled voxel."""
+    if not labelled.any():
+        return np.zeros_like(labels)
+    _, nearest = ndimage.distance_transform_edt(~labelled, return_indices=True)
+    spread = labels[tuple(nearest)]
+    return np.where(solid, spread, 0)
+
+
+@torch.no_grad()
+def query_lattice(
+    model, lo: np.ndarray, hi: np.ndarray, resolution: int, level: Optional[float] = None, chunk: int = 1 << 18,
+    progress: Optional[Callable[[int, int], None]] = None, labels: bool = True,
+) -> LabelledLattice:
+    """Density and (with ``labels``) the heads' labels of the trained field on a lattice over the model-frame box
+    (lo, hi). Voxels with density >= ``level`` are solid (default: opacity 0.5 over one voxel)."""
+    field = model.field
+    shape = lattice_shape(lo, hi, resolution)
+    spacing = (np.asarray(hi, dtype=np.float64) - lo) / shape
+    origin = np.asarray(lo, dtype=np.float64) + spacing / 2
+    device = model.device
+    axes = [torch.arange(n, dtype=torch.float64) * spacing[i] + origin[i] for i, n in enumerate(shape)]
+    total = int(np.prod(shape))
+    density = np.zeros(total, dtype=np.float32)
+    lookup = model.occupancy.lookup if model.occupancy is not None else None
+    plane = int(shape[1] * shape[2])
+    slabs = max(1, chunk // plane)
+    for x0 in range(0, int(shape[0]), slabs):
+        xs = axes[0][x0 : x0 + slabs]
+        grid = torch.stack(torch.meshgrid(xs, axes[1], axes[2], indexing="ij"), dim=-1).view(-1, 3)
+        unit = field.normalise_positions(grid.float().to(device))
+        index = torch.arange(len(unit), device=device) if lookup is None else lookup(unit).nonzero()[:, 0]
+        if len(index):
+            sigma = field.density(unit[index])[:, 0].float().cpu().numpy()
+            density[x0 * plane + index.cpu().numpy()] = sigma
+        if progress is not None:
+            progress(min(x0 + slabs, int(shape[0])), int(shape[0]))
+    density = density.reshape(tuple(shape))
+    if level is None:
+        level = float(-np.log(0.5) / spacing.max())
+    solid = density >= level
+    surface = np.argwhere(surface_voxels(solid)) if labels else np.zeros((0, 3), dtype=np.int64)
+    class_id = np.zeros(tuple(shape), dtype=np.int16)
+    instance_id = np.zeros(tuple(shape), dtype=np.int32)
+    is_thing = model.is_thing_lut.cpu().numpy()
+    for start in range(0, len(surface), chunk):
+        cells = surface[start : start + chunk]
+        unit = field.normalise_positions(torch.from_numpy(np.ascontiguousarray(origin + cells * spacing)).float().to(device))
+        classes = (field.semantic_scores(unit).argmax(-1) + 1).cpu().numpy()
+        ids = (field.instance_scores(unit).argmax(-1) + 1).cpu().numpy()
+        class_id[tuple(cells.T)] = classes
+        instance_id[tuple(cells.T)] = np.where(is_thing[classes], ids, 0)
+    labelled = class_id > 0
+    lattice = LabelledLattice(origin=origin, spacing=spacing, density=density, solid=solid,
+                              class_id=spread_to_interior(class_id, labelled, solid).astype(np.int16),
+                              instance_id=spread_to_interior(instance_id, labelled, solid).astype(np.int32),
+                              level=level)
+    return lattice
+
+
+@dataclass
+class GroupMesh:
+    vertices: np.ndarray  # [V, 3] model frame
+    faces: np.ndarray  # [F, 3]
+    normals: np.ndarray  # [V, 3] outward (towards empty space)
+
+
+FaceLabeller = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""(face centres [F, 3], outward normals [F, 3]) -> (class id [F], instance id [F], keep [F])."""
+
+
+def split_surface(lattice: LabelledLattice, labeller: Optional[FaceLabeller] = None) -> Dict[GroupKey, GroupMesh]:
+    """One marching-cubes surface of the density, cut by the label of the solid voxel each face bounds, or by
+    ``labeller`` (which may also drop faces)."""
+    from skimage.measure import marching_cubes
+
+    if not lattice.solid.any() or lattice.solid.all():
+        return {}
+    volume = np.pad(lattice.density, 1, constant_values=0.0)  # closed where the lattice ends
+    vertices, faces, normals, _ = marching_cubes(volume, level=lattice.level, spacing=tuple(lattice.spacing))
+    vertices = vertices - lattice.spacing + lattice.origin  # padding and voxel centres
+    # 'descent' gradients: normals point to lower density, out of the solid; the solid voxel a face bounds lies
+    # half a voxel behind its centre
+    centre = vertices[faces].mean(1)
+    outward = normals[faces].mean(1)
+    outward /= np.linalg.norm(outward, axis=1, keepdims=True).clip(1e-9)
+    if labeller is not None:
+        classes, ids, keep = labeller(centre, outward)
+        classes = np.where(keep, classes, 0)
+    else:
+        classes, ids = voxel_labels(lattice, centre - 0.5 * outward * lattice.spacing)
+    out: Dict[GroupKey, GroupMesh] = {}
+    keys = classes.astype(np.int64) * 1_000_000 + ids
+    for key in np.unique(keys):
+        if key // 1_000_000 == 0:
+            continue
+        mine = faces[keys == key]
+        used, remapped = np.unique(mine, return_inverse=True)
+        out[GroupKey(int(key // 1_000_000), int(key % 1_000_000))] = GroupMesh(
+            vertices=vertices[used], faces=remapped.reshape(-1, 3), normals=normals[used])
+    return out
+
+
+def voxel_labels(lattice: LabelledLattice, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Class and instance id of the lattice voxel at each point (the nearest solid one where it is empty)."""
+    shape = np.array(lattice.density.shape)
+    cell = np.clip(np.round((points - lattice.origin) / lattice.spacing), 0, shape - 1).astype(np.int64)
+    classes = lattice.class_id[tuple(cell.T)].astype(np.int64)
+    ids = lattice.instance_id[tuple(cell.T)].astype(np.int64)
+    if (classes == 0).any():
+        _, nearest = ndimage.distance_transform_edt(~lattice.solid, return_indices=True)
+        empty = classes == 0
+        near = nearest[(slice(None), *cell[empty].T)].T
+        classes[empty] = lattice.class_id[tuple(near.T)]
+        ids[empty] = lattice.instance_id[tuple(near.T)]
+    return classes, ids
+
+
+def nearest_point_labeller(positions: np.ndarray, class_id: np.ndarray, instance_id: np.ndarray, max_distance: float,
+                           neighbours: int = 8) -> FaceLabeller:
+    """Faces take the majority (class, instance) of the ``neighbours`` nearest labelled surface points (model frame);
+    faces farther than ``max_distance`` from every point (surfaces no training view saw) are dropped."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(positions)
+    keys = class_id.astype(np.int64) * 1_000_000 + instance_id.astype(np.int64)
+
+    def label(centres: np.ndarray, _normals: np.ndarray):
+        k = min(neighbours, len(positions))
+        distance, index = tree.query(centres, k=k)
+        distance, index = distance.reshape(len(centres), k), index.reshape(len(centres), k)
+        near = keys[index]
+        votes = np.where(distance <= max_distance, 1.0, 0.0)
+        # majority among the near neighbours: sort keys per row and count runs
+        best = np.zeros(len(centres), dtype=np.int64)
+        best_count = np.zeros(len(centres))
+        for j in range(k):
+            count = ((near == near[:, j : j + 1]) * votes).sum(1)
+            better = count > best_count
+            best[better], best_count[better] = near[better, j], count[better]
+        keep = distance[:, 0] <= max_distance
+        return best // 1_000_000, best % 1_000_000, keep
+
+    return label
+
+
+def main_components(mesh: GroupMesh, min_share: float = 0.1, min_faces: int = 8) -> Optional[GroupMesh]:
+    """The mesh without its connected pieces smaller than ``min_share`` of its largest (stray specks); None when
+    nothing is left."""
+    import trimesh
+
+    tri = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_normals=mesh.normals, process=False)
+    labels = trimesh.graph.connected_component_labels(tri.face_adjacency, node_count=len(tri.faces))
+    sizes = np.bincount(labels)
+    keep_labels = np.flatnonzero(sizes >= max(min_faces, min_share * sizes.max()))
+    keep = np.isin(labels, keep_labels)
+    if not keep.any():
+        return None
+    faces = mesh.faces[keep]
+    used, remapped = np.unique(faces, return_inverse=True)
+    return GroupMesh(mesh.vertices[used], remapped.reshape(-1, 3), mesh.normals[used])
+
+
+@torch.no_grad()
+def density_at(model, positions: np.ndarray, chunk: int = 1 << 17) -> np.ndarray:
+    """The field's density [N] at model-frame points (cells the occupancy grid skips: 0, as in the renders)."""
+    field, out = model.field, []
+    lookup = model.occupancy.lookup if model.occupancy is not None else None
+    for start in range(0, len(positions), chunk):
+        unit = field.normalise_positions(torch.from_numpy(np.ascontiguousarray(positions[start : start + chunk])).float().to(model.device))
+        sigma = field.density(unit)[:, 0]
+        if lookup is not None:
+            sigma = torch.where(lookup(unit), sigma, torch.zeros_like(sigma))
+        out.append(sigma.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+@torch.no_grad()
+def vertex_colours(model, vertices: np.ndarray, normals: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Colour [V, 3] in [0, 1] of the colour field at each vertex, seen from outside (looking against the normal)."""
+    field = model.field
+    out = []
+    for start in range(0, len(vertices), chunk):
+        unit = field.normalise_positions(torch.from_numpy(np.ascontiguousarray(vertices[start : start + chunk])).float().to(model.device))
+        n = torch.from_numpy(np.ascontiguousarray(normals[start : start + chunk])).float().to(model.device)
+        directions = -n / n.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        out.append(field.rgb(unit, directions).clamp(0, 1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 3), dtype=np.float32)
