@@ -136,3 +136,36 @@ def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0, progress_st
     del trainer
     _, pipeline, _, _ = load_trained_pipeline(config_path, test_mode="test")
     return RunResult(config_path, seconds, evaluate_pipeline(pipeline, keep_renders=keep_renders), progress)
+
+
+@dataclass
+class DemoRunOptions:
+    """The run a demo-scene benchmark scores: its own training, or a given run."""
+
+    quick: bool = False
+    """CI mode: a small scene (24 frames of 64x48) trained 300 steps; checks that everything runs."""
+    load_config: Optional[Path] = None
+    """A trained run of a plift-synth dataset (default: train one)."""
+    steps: int = 3000
+    """Training steps when training."""
+
+
+def train_demo_run(out: Path, quick: bool, steps: int, experiment: str) -> Path:
+    """Train ``panoptic-lifting-lite`` on the moderate-noise demo scene written under ``out/scene`` (a 24-frame 64x48
+    small room in ``quick`` mode, 300 steps) and return the run's config.yml (the benchmarks' own run)."""
+    from plift_nerfstudio.method_config import panoptic_lifting_lite
+    from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+
+    scene = out / "scene"
+    if not (scene / "transforms.json").is_file():
+        size = dict(num_frames=24, width=64, height=48, scene="small-room", test_every=4) if quick else {}
+        write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
+    steps = 300 if quick else steps
+    config = run_config(panoptic_lifting_lite.config, scene, out / "runs", experiment, steps=steps)
+    config.max_num_iterations = steps
+    config.steps_per_save = steps
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    return config.get_base_dir() / "config.yml"

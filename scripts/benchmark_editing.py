@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from plift_nerfstudio.cli.edit import EditOptions
+from plift_nerfstudio.experiment import DemoRunOptions
 from plift_nerfstudio.cli.edit import main as plift_edit
 from plift_nerfstudio.editing.edit_list import load_edit_list
 from plift_nerfstudio.labels.frame_labels import read_label_png
@@ -53,17 +54,11 @@ OUTSIDE_PSNR_TARGET = 0.1  # dB
 
 
 @dataclass
-class EditingOptions:
+class EditingOptions(DemoRunOptions):
     """Options of the editing benchmark."""
 
     output_dir: Path = Path("benchmarks/editing")
     """Where the scene, the run, the edited run, the truth and the results go."""
-    quick: bool = False
-    """CI mode: a small scene (24 frames of 64x48) trained 300 steps; checks that everything runs."""
-    load_config: Optional[Path] = None
-    """A trained run of a plift-synth dataset (default: train one)."""
-    steps: int = 3000
-    """Training steps when training."""
     video: bool = True
     """Render an ns-render video of the edited run (interpolating the test cameras)."""
 
@@ -216,23 +211,9 @@ def main(opts: EditingOptions) -> dict:
     out = opts.output_dir
     out.mkdir(parents=True, exist_ok=True)
     if opts.load_config is None:
-        from plift_nerfstudio.experiment import run_config
-        from plift_nerfstudio.method_config import panoptic_lifting_lite
+        from plift_nerfstudio.experiment import train_demo_run
 
-        scene = out / "scene"
-        if not (scene / "transforms.json").is_file():
-            size = dict(num_frames=24, width=64, height=48, scene="small-room", test_every=4) if opts.quick else {}
-            write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
-        steps = 300 if opts.quick else opts.steps
-        config = run_config(panoptic_lifting_lite.config, scene, out / "runs", "editing", steps=steps)
-        config.max_num_iterations = steps
-        config.steps_per_save = steps
-        config.save_config()
-        trainer = config.setup(local_rank=0, world_size=1)
-        trainer.setup()
-        trainer.train()
-        del trainer
-        config_path = config.get_base_dir() / "config.yml"
+        config_path = train_demo_run(out, opts.quick, opts.steps, "editing")
     else:
         config_path = opts.load_config
     config, pipeline, _, step = load_trained_pipeline(config_path)

@@ -41,7 +41,7 @@ from plift_nerfstudio.export.point_cloud_export import PointCloudSettings, clust
 from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.panoptic import instance_palette
 from plift_nerfstudio.runs import load_trained_pipeline
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.experiment import DemoRunOptions, train_demo_run
 from plift_nerfstudio.synth.geometry import TrueObject, distance_to_any_surface, distance_to_boxes, distance_to_class, true_objects
 from plift_nerfstudio.synth.scene import Room, make_room
 
@@ -51,17 +51,11 @@ TARGETS = {"precision": 0.9, "recall": 0.8, "stuff_cm": 5.0, "seconds": 120.0}
 
 
 @dataclass
-class ExportBenchmarkOptions:
+class ExportBenchmarkOptions(DemoRunOptions):
     """Options of the export benchmark."""
 
     output_dir: Path = Path("benchmarks/export")
     """Where the scene, the run, the exports and the results go."""
-    quick: bool = False
-    """CI mode: a small scene (24 frames of 64x48) trained 300 steps; checks that everything runs."""
-    load_config: Optional[Path] = None
-    """A trained run of a plift-synth dataset (default: train one)."""
-    steps: int = 3000
-    """Training steps when training."""
     picture: Optional[Path] = None
     """Also copy the picture there (e.g. docs/export_instances.png)."""
 
@@ -72,25 +66,6 @@ class Exported:
 
     groups: Dict[GroupKey, np.ndarray]
     seconds: float
-
-
-def train_demo(out: Path, quick: bool, steps: int) -> Path:
-    from plift_nerfstudio.experiment import run_config
-    from plift_nerfstudio.method_config import panoptic_lifting_lite
-
-    scene = out / "scene"
-    if not (scene / "transforms.json").is_file():
-        size = dict(num_frames=24, width=64, height=48, scene="small-room", test_every=4) if quick else {}
-        write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
-    steps = 300 if quick else steps
-    config = run_config(panoptic_lifting_lite.config, scene, out / "runs", "export", steps=steps)
-    config.max_num_iterations = steps
-    config.steps_per_save = steps
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
-    return config.get_base_dir() / "config.yml"
 
 
 def read_groups(folder: Path, manifest: dict) -> Dict[GroupKey, np.ndarray]:
@@ -258,7 +233,7 @@ def object_rows(result: dict, objects: List[TrueObject], names) -> List[List[str
 def main(opts: ExportBenchmarkOptions) -> dict:
     out = opts.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    config_path = opts.load_config or train_demo(out, opts.quick, opts.steps)
+    config_path = opts.load_config or train_demo_run(out, opts.quick, opts.steps, "export")
     config, pipeline, _, step = load_trained_pipeline(config_path)
     model = pipeline.model
     data = Path(config.pipeline.datamanager.data)
