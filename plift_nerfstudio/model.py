@@ -516,6 +516,31 @@ class PanopticLiftingModel(Model):
         outputs["semantic_id"], outputs["instance_id"] = class_id, instance_id
         return outputs
 
+    @torch.no_grad()
+    def density_at_points(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+        """Density of the scene the renders show (edits applied) at box-normalised points; zero where the occupancy
+        grid skips, as along rays (the export's dense queries)."""
+        edited = self._active_edits()
+        density_at = self.field.density if edited is None else edited.density
+        queried = torch.ones(len(unit_positions), dtype=torch.bool, device=unit_positions.device)
+        if self.occupancy is not None and not bool(self.occupancy.occupied.all()):
+            queried = self.occupancy.lookup(unit_positions)
+            if edited is not None:
+                queried = queried | edited.covers(unit_positions)
+        out = unit_positions.new_zeros(len(unit_positions))
+        index = queried.nonzero()[:, 0]
+        if len(index):
+            out[index] = density_at(unit_positions[index])[:, 0].to(out.dtype)
+        return out
+
+    @torch.no_grad()
+    def rgb_at_points(self, unit_positions: Float[Tensor, "N 3"], directions: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
+        """Colour of the scene the renders show (edits applied) at box-normalised points seen along ``directions``."""
+        edited = self._active_edits()
+        if edited is None:
+            return self.field.rgb(unit_positions, directions)
+        return edited.shade(unit_positions, directions)[0]
+
     def _render(self, ray_bundle: RayBundle, median_depth: bool = False) -> Dict[str, Tensor]:
         cfg = self.config
         edited = self._active_edits()

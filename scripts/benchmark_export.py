@@ -6,7 +6,8 @@ Reported per true thing object and on average, for our point cloud, our meshes a
 labels back-projected with our rendered depth and merged by majority: plift_nerfstudio/export/label_baseline.py):
 - precision: share of an exported instance's points (mesh vertices) within 5 cm of the true object it lies on;
 - recall: share of true thing objects (seen by the training views) with an exported instance of the same class
-  whose axis-aligned box has IoU >= 0.5 with the truth's; spurious instances and extra fragments;
+  whose axis-aligned box has IoU >= 0.5 with the truth's, and with the box of the part the training views see
+  (true depth back-projected); spurious instances and extra fragments;
 - stuff: mean distance of stuff points (walls, floor, furniture classed as stuff) to the true surfaces of their class;
 - export time (loading the run included).
 Writes results.md, results.json and export_instances.png (the exported cloud, colour and instances, with boxes).
@@ -90,7 +91,33 @@ def seen_objects(data: Path, meta: dict, objects: List[TrueObject], min_pixels: 
     return [o for o in objects if counts.get(o.instance_id, 0) >= min_pixels]
 
 
-def score(groups: Dict[GroupKey, np.ndarray], objects: List[TrueObject], room: Room) -> dict:
+def seen_boxes(data: Path, meta: dict, dataset, frame, objects: List[TrueObject], stride: int = 2) -> np.ndarray:
+    """[T, 2, 3] box of what the training views see of each true object: the true depth of its pixels (ground-truth
+    instance maps) back-projected, dataset frame. An object against a wall or taller than the cameras shows only part
+    of its box; recall against these boxes tells the export's errors from what no view could show."""
+    frames = {Path(f["file_path"]).name: f for f in meta["frames"]}
+    points: Dict[int, List[np.ndarray]] = {o.instance_id: [] for o in objects}
+    for camera in range(len(dataset)):
+        entry = frames[Path(dataset.image_filenames[camera]).name]
+        instances = read_label_png(data / entry["gt_instances_path"])[::stride, ::stride]
+        depth = cv2.imread(str(data / entry["gt_depth_path"]), cv2.IMREAD_UNCHANGED)[::stride, ::stride] / 1000.0
+        bundle = dataset.cameras[camera : camera + 1].generate_rays(camera_indices=0)
+        origins = bundle.origins.numpy()[::stride, ::stride]
+        directions = bundle.directions.numpy()[::stride, ::stride]
+        model_points = origins + directions * (depth * frame.scale)[..., None]
+        for instance_id in points:
+            mine = instances == instance_id
+            if mine.any():
+                points[instance_id].append(frame.points_to_dataset(model_points[mine]))
+    boxes = []
+    for o in objects:
+        seen = np.concatenate(points[o.instance_id]) if points[o.instance_id] else np.stack(o.aabb)  # too few pixels
+        boxes.append([seen.min(0), seen.max(0)])
+    return np.array(boxes)
+
+
+def score(groups: Dict[GroupKey, np.ndarray], objects: List[TrueObject], room: Room,
+          seen: Optional[np.ndarray] = None) -> dict:
     things = [(k, p) for k, p in groups.items() if k.is_thing]
     stuff = [(k, p) for k, p in groups.items() if not k.is_thing]
     near = np.array([[float((distance_to_boxes(p, o.lo, o.hi) <= TOLERANCE).mean()) for o in objects] for _, p in things]
@@ -101,6 +128,12 @@ def score(groups: Dict[GroupKey, np.ndarray], objects: List[TrueObject], room: R
         np.array([list(o.aabb) for o in objects]).reshape(-1, 2, 3), near)
     for entry, (key, _) in zip(result["exported"], things):
         entry["key"] = [key.class_id, key.instance_id]
+    if seen is not None:
+        against_seen = thing_scores(
+            np.array([k.class_id for k, _ in things]), np.array([[p.min(0), p.max(0)] for _, p in things]).reshape(-1, 2, 3),
+            np.array([len(p) for _, p in things]), np.array([o.class_id for o in objects]), seen, near)
+        result["recall_seen"] = against_seen["recall"]
+        result["objects_seen"] = against_seen["objects"]
     if stuff:
         points = np.concatenate([p for _, p in stuff])
         classes = np.concatenate([np.full(len(p), k.class_id) for k, p in stuff])
@@ -204,14 +237,15 @@ def rows_of(result: dict) -> List[List[str]]:
     for name, r in result["methods"].items():
         stuff = r["stuff"]
         rows.append([name, str(r["instances"]), fmt(r["precision"]), fmt(r["precision_of_points"]), fmt(r["recall"]),
+                     fmt(r.get("recall_seen")),
                      str(r["spurious"]), str(r["fragments"]),
                      fmt(None if stuff["mean_distance"] is None else 100 * stuff["mean_distance"], 1),
                      fmt(stuff["within"]), fmt(r.get("seconds"), 0)])
     return rows
 
 
-COLUMNS = ("export", "instances", "precision", "precision (points)", "recall@0.5", "spurious", "fragments",
-           "stuff distance (cm)", "stuff within 5 cm", "seconds")
+COLUMNS = ("export", "instances", "precision", "precision (points)", "recall@0.5", "recall@0.5 (seen part)",
+           "spurious", "fragments", "stuff distance (cm)", "stuff within 5 cm", "seconds")
 
 
 def object_rows(result: dict, objects: List[TrueObject], names) -> List[List[str]]:
@@ -224,7 +258,9 @@ def object_rows(result: dict, objects: List[TrueObject], names) -> List[List[str
                 row.append("-")
                 continue
             e = r["exported"][o["exported_as"]]
-            row.append(f"IoU {o['best_iou']:.2f}, precision {e['precision']:.2f}" + (" ✓" if o["recalled"] else "")
+            o_seen = r["objects_seen"][t]
+            row.append(f"IoU {o['best_iou']:.2f} (seen part {o_seen['best_iou']:.2f}), precision {e['precision']:.2f}"
+                       + (" ✓" if o["recalled"] else "")
                        + (f", +{o['fragments']} fragments" if o["fragments"] else ""))
         rows.append(row)
     return rows
@@ -245,19 +281,21 @@ def main(opts: ExportBenchmarkOptions) -> dict:
     objects = seen_objects(data, meta, true_objects(room), min_pixels=20)
     names = model.class_table.names
 
+    dataset = pipeline.datamanager.train_dataset
+    seen = seen_boxes(data, meta, dataset, model.dataset_frame, objects)
     methods = {}
     start = time.perf_counter()
     cloud_manifest = plift_export(PointCloudOptions(load_config=config_path, output_dir=out / "pointcloud", overwrite=True))
     cloud_seconds = time.perf_counter() - start
     cloud_groups = read_groups(out / "pointcloud", cloud_manifest)
-    methods["ours: point cloud"] = {**score(cloud_groups, objects, room), "seconds": cloud_seconds}
+    methods["ours: point cloud"] = {**score(cloud_groups, objects, room, seen), "seconds": cloud_seconds}
     start = time.perf_counter()
     mesh_manifest = plift_export(MeshOptions(load_config=config_path, output_dir=out / "mesh", overwrite=True))
     mesh_seconds = time.perf_counter() - start
-    methods["ours: meshes (vertices)"] = {**score(read_groups(out / "mesh", mesh_manifest), objects, room),
+    methods["ours: meshes (vertices)"] = {**score(read_groups(out / "mesh", mesh_manifest), objects, room, seen),
                                           "seconds": mesh_seconds}
-    dataset = pipeline.datamanager.train_dataset
-    methods["2D labels back-projected (same grouping)"] = score(baseline_groups(model, dataset.cameras, data, meta, dataset), objects, room)
+    methods["2D labels back-projected (same grouping)"] = score(baseline_groups(model, dataset.cameras, data, meta, dataset),
+                                                               objects, room, seen)
     result = {"run": str(config_path), "step": step, "true_objects": [[o.instance_id, names[o.class_id - 1]] for o in objects],
               "methods": methods, "targets": TARGETS}
     (out / "results.json").write_text(json.dumps(result, indent=1))

@@ -6,7 +6,7 @@ their class and instance: the renders' argmax) and leaves out faces no view saw 
 of walls); its level is the density the field has at those points. Without such points a face takes the label of the
 lattice voxel it bounds (``voxel_labels``: the heads' argmax at surface voxels, spread to the voxels inside, whose
 own argmax nobody trained). Vertex colours come from the colour field seen from outside the surface (against its
-normal). Cells the occupancy grid skips count as empty, as they do in the renders.
+normal). Cells the occupancy grid skips count as empty, as they do in the renders; an edited run's edits apply.
 """
 
 from __future__ import annotations
@@ -72,17 +72,13 @@ def query_lattice(
     axes = [torch.arange(n, dtype=torch.float64) * spacing[i] + origin[i] for i, n in enumerate(shape)]
     total = int(np.prod(shape))
     density = np.zeros(total, dtype=np.float32)
-    lookup = model.occupancy.lookup if model.occupancy is not None else None
     plane = int(shape[1] * shape[2])
     slabs = max(1, chunk // plane)
     for x0 in range(0, int(shape[0]), slabs):
         xs = axes[0][x0 : x0 + slabs]
         grid = torch.stack(torch.meshgrid(xs, axes[1], axes[2], indexing="ij"), dim=-1).view(-1, 3)
-        unit = field.normalise_positions(grid.float().to(device))
-        index = torch.arange(len(unit), device=device) if lookup is None else lookup(unit).nonzero()[:, 0]
-        if len(index):
-            sigma = field.density(unit[index])[:, 0].float().cpu().numpy()
-            density[x0 * plane + index.cpu().numpy()] = sigma
+        sigma = model.density_at_points(field.normalise_positions(grid.float().to(device)))
+        density[x0 * plane : x0 * plane + len(grid)] = sigma.float().cpu().numpy()
         if progress is not None:
             progress(min(x0 + slabs, int(shape[0])), int(shape[0]))
     density = density.reshape(tuple(shape))
@@ -213,15 +209,11 @@ def main_components(mesh: GroupMesh, min_share: float = 0.1, min_faces: int = 8)
 
 @torch.no_grad()
 def density_at(model, positions: np.ndarray, chunk: int = 1 << 17) -> np.ndarray:
-    """The field's density [N] at model-frame points (cells the occupancy grid skips: 0, as in the renders)."""
-    field, out = model.field, []
-    lookup = model.occupancy.lookup if model.occupancy is not None else None
+    """The scene's density [N] at model-frame points (``model.density_at_points``: edits applied, skipped cells 0)."""
+    out = []
     for start in range(0, len(positions), chunk):
-        unit = field.normalise_positions(torch.from_numpy(np.ascontiguousarray(positions[start : start + chunk])).float().to(model.device))
-        sigma = field.density(unit)[:, 0]
-        if lookup is not None:
-            sigma = torch.where(lookup(unit), sigma, torch.zeros_like(sigma))
-        out.append(sigma.float().cpu().numpy())
+        part = torch.from_numpy(np.ascontiguousarray(positions[start : start + chunk])).float().to(model.device)
+        out.append(model.density_at_points(model.field.normalise_positions(part)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
@@ -234,5 +226,5 @@ def vertex_colours(model, vertices: np.ndarray, normals: np.ndarray, chunk: int 
         unit = field.normalise_positions(torch.from_numpy(np.ascontiguousarray(vertices[start : start + chunk])).float().to(model.device))
         n = torch.from_numpy(np.ascontiguousarray(normals[start : start + chunk])).float().to(model.device)
         directions = -n / n.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-        out.append(field.rgb(unit, directions).clamp(0, 1).cpu().numpy())
+        out.append(model.rgb_at_points(unit, directions).clamp(0, 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3), dtype=np.float32)
