@@ -522,13 +522,9 @@ class PanopticLiftingModel(Model):
         grid skips, as along rays (the export's dense queries)."""
         edited = self._active_edits()
         density_at = self.field.density if edited is None else edited.density
-        queried = torch.ones(len(unit_positions), dtype=torch.bool, device=unit_positions.device)
-        if self.occupancy is not None and not bool(self.occupancy.occupied.all()):
-            queried = self.occupancy.lookup(unit_positions)
-            if edited is not None:
-                queried = queried | edited.covers(unit_positions)
+        queried = self._queried(unit_positions, edited)
         out = unit_positions.new_zeros(len(unit_positions))
-        index = queried.nonzero()[:, 0]
+        index = torch.arange(len(unit_positions), device=out.device) if queried is None else queried.nonzero()[:, 0]
         if len(index):
             out[index] = density_at(unit_positions[index])[:, 0].to(out.dtype)
         return out
@@ -618,6 +614,16 @@ class PanopticLiftingModel(Model):
         return (ray_index, sample_index, positions[ray_index, sample_index], weights[ray_index, sample_index, 0],
                 directions_all[ray_index, sample_index], weights, rgb, semantic, instance)
 
+    def _queried(self, unit_positions: Float[Tensor, "N 3"], edited: Optional[EditedScene]) -> Optional[Bool[Tensor, "N"]]:
+        """Where the renders query the field: the occupancy grid's occupied cells, and where an edit's copies stand
+        (the unedited grid may be empty there); None while the grid holds everything (before its first refresh)."""
+        if self.occupancy is None or bool(self.occupancy.occupied.all()):
+            return None
+        queried = self.occupancy.lookup(unit_positions)
+        if edited is not None:
+            queried = queried | edited.covers(unit_positions)
+        return queried
+
     def _density_along_rays(
         self, positions: Float[Tensor, "R S 3"], deltas: Float[Tensor, "R S 1"], edited: Optional[EditedScene] = None
     ) -> Float[Tensor, "R S 1"]:
@@ -630,17 +636,13 @@ class PanopticLiftingModel(Model):
         cfg = self.config
         num_rays, num_samples = positions.shape[:2]
         density_at = self.field.density if edited is None else edited.density
-        grid_ready = self.occupancy is not None and not bool(self.occupancy.occupied.all())
-        if not grid_ready and cfg.termination_transmittance <= 0:
+        queried = self._queried(positions.view(-1, 3), edited)
+        if queried is None and cfg.termination_transmittance <= 0:
             return density_at(positions.view(-1, 3)).view(num_rays, num_samples, 1)
-        if grid_ready:
-            flat = positions.view(-1, 3)
-            queried = self.occupancy.lookup(flat)  # type: ignore[union-attr]
-            if edited is not None:  # copies stand where the unedited grid may be empty
-                queried = queried | edited.covers(flat)
-            queried = queried.view(num_rays, num_samples)
-        else:
+        if queried is None:
             queried = torch.ones(num_rays, num_samples, dtype=torch.bool, device=positions.device)
+        else:
+            queried = queried.view(num_rays, num_samples)
         chunks = cfg.marching_chunks if cfg.termination_transmittance > 0 else 1
         bounds = np.linspace(0, num_samples, chunks + 1).round().astype(int)
         alive = torch.ones(num_rays, dtype=torch.bool, device=positions.device)

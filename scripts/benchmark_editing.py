@@ -40,6 +40,7 @@ from plift_nerfstudio.cli.edit import EditOptions
 from plift_nerfstudio.experiment import DemoRunOptions
 from plift_nerfstudio.cli.edit import main as plift_edit
 from plift_nerfstudio.editing.edit_list import load_edit_list
+from plift_nerfstudio.export.boxes import box_corners
 from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.metrics import mean_iou, protocol_scores
 from plift_nerfstudio.runs import load_trained_pipeline
@@ -81,10 +82,6 @@ def read_truth(root: Path, frames: List[dict]) -> Dict[str, np.ndarray]:
         "instances": np.stack([read_label_png(root / f["gt_instances_path"]).astype(np.int64) for f in frames]),
         "depth": np.stack([cv2.imread(str(root / f["gt_depth_path"]), cv2.IMREAD_UNCHANGED) / 1000.0 for f in frames]),
     }
-
-
-def box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
 
 
 def footprint_after(boxes, matrix: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

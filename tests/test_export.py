@@ -19,7 +19,7 @@ from plift_nerfstudio.export.crop import CropBox, model_bounds
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.export.groups import GroupKey, clean_groups, group_indices, select_instances
 from plift_nerfstudio.export.label_baseline import merge_back_projected
-from plift_nerfstudio.export.mesh import LabelledLattice, main_components, split_surface, spread_to_interior
+from plift_nerfstudio.export.mesh import DensityLattice, main_components, nearest_point_labeller, split_surface
 from plift_nerfstudio.export.output_folder import staged_export
 from plift_nerfstudio.export.ply import write_labelled_points
 from plift_nerfstudio.synth.geometry import distance_to_boxes
@@ -108,40 +108,46 @@ def test_crop_box_options_are_checked() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ meshes
-def test_one_surface_is_cut_into_a_mesh_per_labelled_object() -> None:
+def box_surface_points(lo, hi, count: int, seed: int) -> np.ndarray:
+    """``count`` points on the faces of the box (lo, hi)."""
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(lo, hi, (count, 3))
+    axis, side = rng.integers(0, 3, count), rng.integers(0, 2, count)
+    points[np.arange(count), axis] = np.where(side == 1, np.asarray(hi)[axis], np.asarray(lo)[axis])
+    return points
+
+
+def test_one_surface_is_cut_into_a_mesh_per_labelled_object_and_unseen_faces_go() -> None:
     shape = (40, 30, 30)
     density = np.zeros(shape, dtype=np.float32)
-    class_id = np.zeros(shape, dtype=np.int16)
-    instance_id = np.zeros(shape, dtype=np.int32)
-    density[5:15, 5:15, 5:15] = 10.0  # a chair (class 5, id 2)
-    class_id[5:15, 5:15, 5:15], instance_id[5:15, 5:15, 5:15] = 5, 2
-    density[20:35, 5:25, 5:25] = 10.0  # a wall block (class 1, stuff)
-    class_id[20:35, 5:25, 5:25] = 1
-    density[30, 20, 20] = 0.0  # a hole inside is not a surface worth keeping as the chair's
-    lattice = LabelledLattice(origin=np.zeros(3), spacing=np.full(3, 0.1), density=density, solid=density > 1,
-                              class_id=class_id, instance_id=instance_id, level=1.0)
-    meshes = split_surface(lattice)
+    density[5:15, 5:15, 5:15] = 10.0  # a chair: voxel centres 0.5 .. 1.4, surface half way to the next
+    density[20:35, 5:25, 5:25] = 10.0  # a wall block
+    density[30, 20, 20] = 0.0  # a hole inside: a small piece of surface
+    density[5:10, 20:28, 20:28] = 10.0  # a block no view saw: no point near it
+    lattice = DensityLattice(origin=np.zeros(3), spacing=np.full(3, 0.1), density=density, level=1.0)
+    chair = box_surface_points([0.45] * 3, [1.45] * 3, 3000, seed=0)
+    wall = box_surface_points([1.95, 0.45, 0.45], [3.45, 2.45, 2.45], 6000, seed=1)
+    hole = np.array([3.0, 2.0, 2.0]) + np.random.default_rng(2).normal(0, 0.03, (20, 3))
+    sofa_specks = chair[:2]  # two mislabelled points among the chair's: the majority of the nearest 8 wins
+    positions = np.concatenate([chair, wall, hole, sofa_specks])
+    class_id = np.array([5] * 3000 + [1] * 6020 + [6, 6])
+    instance_id = np.array([2] * 3000 + [0] * 6020 + [2, 2])
+    labeller = nearest_point_labeller(positions, class_id, instance_id, max_distance=0.15)
+    meshes = split_surface(lattice, labeller)
     assert set(meshes) == {GroupKey(5, 2), GroupKey(1, 0)}
-    chair = meshes[GroupKey(5, 2)]
-    assert chair.vertices.min(0) == pytest.approx([0.45] * 3, abs=0.06)  # voxel 5's centre is 0.5: surface half way
-    assert chair.vertices.max(0) == pytest.approx([1.45] * 3, abs=0.06)
-    wall = meshes[GroupKey(1, 0)]
-    assert wall.vertices[:, 0].min() > 1.8
-    kept = main_components(wall, min_share=0.1)  # the small hole's inner surface goes
-    assert kept is not None and len(kept.faces) < len(wall.faces) and kept.vertices[:, 0].min() > 1.8
+    chair_mesh = meshes[GroupKey(5, 2)]
+    assert chair_mesh.vertices.min(0) == pytest.approx([0.45] * 3, abs=0.06)
+    assert chair_mesh.vertices.max(0) == pytest.approx([1.45] * 3, abs=0.06)
+    wall_mesh = meshes[GroupKey(1, 0)]
+    assert wall_mesh.vertices[:, 0].min() > 1.8
+    unseen = np.all((np.concatenate([m.vertices for m in meshes.values()]) > [0.4, 1.9, 1.9]) &
+                    (np.concatenate([m.vertices for m in meshes.values()]) < [1.0, 2.8, 2.8]), axis=1)
+    assert not unseen.any()  # the block no view saw is left out
+    kept = main_components(wall_mesh, min_share=0.1)  # the small hole's inner surface goes
+    assert kept is not None and len(kept.faces) < len(wall_mesh.faces) and kept.vertices[:, 0].min() > 1.8
     # normals point out of the solid (the colour is looked up from outside)
-    outward = chair.vertices - chair.vertices.mean(0)
-    assert (np.sum(outward * chair.normals, axis=1) > 0).mean() > 0.95
-
-
-def test_inside_voxels_take_the_label_of_the_nearest_surface() -> None:
-    solid = np.zeros((9, 9, 9), dtype=bool)
-    solid[1:8, 1:8, 1:8] = True
-    labels = np.zeros((9, 9, 9), dtype=np.int64)
-    labels[1, 1:8, 1:8] = 3  # the face x = 1 is labelled 3, the face x = 7 is labelled 4
-    labels[7, 1:8, 1:8] = 4
-    spread = spread_to_interior(labels, labels > 0, solid)
-    assert spread[2, 4, 4] == 3 and spread[6, 4, 4] == 4 and spread[0, 4, 4] == 0
+    outward = chair_mesh.vertices - chair_mesh.vertices.mean(0)
+    assert (np.sum(outward * chair_mesh.normals, axis=1) > 0).mean() > 0.95
 
 
 # ------------------------------------------------------------------------------------------------ baseline, scores
@@ -340,3 +346,13 @@ def test_an_edited_run_exports_the_edited_scene(trained_tiny_run: Path, point_cl
     meshes = main(MeshOptions(load_config=edited_config, output_dir=tmp_path / "meshes", resolution=64))
     assert size_of(unedited_meshes, "faces") > 0
     assert size_of(meshes, "faces") < 0.1 * size_of(unedited_meshes, "faces")
+
+
+def test_chosen_instances_are_exported_alone(trained_tiny_run: Path, point_cloud_export: Path, tmp_path: Path) -> None:
+    from plift_nerfstudio.cli.export import PointCloudOptions, main
+
+    biggest = max(json.loads((point_cloud_export / "manifest.json").read_text())["instances"], key=lambda e: e["points"])
+    manifest = main(PointCloudOptions(load_config=trained_tiny_run, output_dir=tmp_path / "one", num_points=20000,
+                                      min_instance_points=10, instances=(biggest["instance_id"],)))
+    assert manifest["stuff"] == [] and manifest["instances"]
+    assert {e["instance_id"] for e in manifest["instances"]} == {biggest["instance_id"]}

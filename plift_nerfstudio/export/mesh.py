@@ -1,12 +1,11 @@
-"""Meshes of the segmented scene: marching cubes on the field's density over a dense lattice, the one surface cut
-into a mesh per thing instance and per stuff class.
+"""Meshes of the segmented scene: marching cubes on the density over a dense lattice, the one surface cut into a mesh
+per thing instance and per stuff class.
 
-``plift-export mesh`` labels each face by the surface points the training views render nearest to it (the majority of
-their class and instance: the renders' argmax) and leaves out faces no view saw (the backs of furniture, the outside
-of walls); its level is the density the field has at those points. Without such points a face takes the label of the
-lattice voxel it bounds (``voxel_labels``: the heads' argmax at surface voxels, spread to the voxels inside, whose
-own argmax nobody trained). Vertex colours come from the colour field seen from outside the surface (against its
-normal). Cells the occupancy grid skips count as empty, as they do in the renders; an edited run's edits apply.
+Each face takes the label of the surface points the training views render nearest to it (the majority of their
+class and instance: the renders' argmax); faces no view saw (the backs of furniture, the outside of walls) are left
+out. Vertex colours come from the colour field seen from outside the surface (against its normal). The density is
+the scene the renders show (``model.density_at_points``: cells the occupancy grid skips are empty, an edited run's
+edits apply).
 """
 
 from __future__ import annotations
@@ -16,23 +15,21 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from plift_nerfstudio.export.groups import GroupKey
 
 
 @dataclass
-class LabelledLattice:
+class DensityLattice:
     origin: np.ndarray  # [3] model-frame centre of voxel (0, 0, 0)
     spacing: np.ndarray  # [3] voxel size (model units)
     density: np.ndarray  # [X, Y, Z] float32
-    solid: np.ndarray  # [X, Y, Z] bool
-    class_id: np.ndarray  # [X, Y, Z] int16: class of each solid voxel (0: empty)
-    instance_id: np.ndarray  # [X, Y, Z] int32: surrogate id of each solid thing voxel (0: stuff or empty)
-    level: float  # the density at which marching cubes puts the surface (solid voxels reach it)
+    level: float  # the density at which marching cubes puts the surface
 
-    def centres(self, index: np.ndarray) -> np.ndarray:
-        return self.origin + index * self.spacing
+    @property
+    def solid(self) -> np.ndarray:
+        """[X, Y, Z] voxels at or above the surface's density."""
+        return self.density >= self.level
 
 
 def lattice_shape(lo: np.ndarray, hi: np.ndarray, resolution: int) -> np.ndarray:
@@ -41,67 +38,26 @@ def lattice_shape(lo: np.ndarray, hi: np.ndarray, resolution: int) -> np.ndarray
     return np.maximum(2, np.ceil(size / size.max() * resolution)).astype(np.int64)
 
 
-def surface_voxels(solid: np.ndarray) -> np.ndarray:
-    """Solid voxels with an empty 6-neighbour (or on the lattice's border)."""
-    padded = np.pad(solid, 1, constant_values=False)
-    inner = ndimage.binary_erosion(padded, structure=ndimage.generate_binary_structure(3, 1))[1:-1, 1:-1, 1:-1]
-    return solid & ~inner
-
-
-def spread_to_interior(labels: np.ndarray, labelled: np.ndarray, solid: np.ndarray) -> np.ndarray:
-    """``labels`` of the ``labelled`` voxels given to every ``solid`` voxel from its nearest labelled voxel."""
-    if not labelled.any():
-        return np.zeros_like(labels)
-    _, nearest = ndimage.distance_transform_edt(~labelled, return_indices=True)
-    spread = labels[tuple(nearest)]
-    return np.where(solid, spread, 0)
-
-
 @torch.no_grad()
 def query_lattice(
-    model, lo: np.ndarray, hi: np.ndarray, resolution: int, level: Optional[float] = None, chunk: int = 1 << 18,
-    progress: Optional[Callable[[int, int], None]] = None, labels: bool = True,
-) -> LabelledLattice:
-    """Density and (with ``labels``) the heads' labels of the trained field on a lattice over the model-frame box
-    (lo, hi). Voxels with density >= ``level`` are solid (default: opacity 0.5 over one voxel)."""
-    field = model.field
+    model, lo: np.ndarray, hi: np.ndarray, resolution: int, level: float, chunk: int = 1 << 18,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> DensityLattice:
+    """The scene's density (``model.density_at_points``) on a lattice over the model-frame box (lo, hi)."""
     shape = lattice_shape(lo, hi, resolution)
     spacing = (np.asarray(hi, dtype=np.float64) - lo) / shape
     origin = np.asarray(lo, dtype=np.float64) + spacing / 2
-    device = model.device
     axes = [torch.arange(n, dtype=torch.float64) * spacing[i] + origin[i] for i, n in enumerate(shape)]
-    total = int(np.prod(shape))
-    density = np.zeros(total, dtype=np.float32)
+    density = np.zeros(int(np.prod(shape)), dtype=np.float32)
     plane = int(shape[1] * shape[2])
     slabs = max(1, chunk // plane)
     for x0 in range(0, int(shape[0]), slabs):
-        xs = axes[0][x0 : x0 + slabs]
-        grid = torch.stack(torch.meshgrid(xs, axes[1], axes[2], indexing="ij"), dim=-1).view(-1, 3)
-        sigma = model.density_at_points(field.normalise_positions(grid.float().to(device)))
+        grid = torch.stack(torch.meshgrid(axes[0][x0 : x0 + slabs], axes[1], axes[2], indexing="ij"), dim=-1).view(-1, 3)
+        sigma = model.density_at_points(model.field.normalise_positions(grid.float().to(model.device)))
         density[x0 * plane : x0 * plane + len(grid)] = sigma.float().cpu().numpy()
         if progress is not None:
             progress(min(x0 + slabs, int(shape[0])), int(shape[0]))
-    density = density.reshape(tuple(shape))
-    if level is None:
-        level = float(-np.log(0.5) / spacing.max())
-    solid = density >= level
-    surface = np.argwhere(surface_voxels(solid)) if labels else np.zeros((0, 3), dtype=np.int64)
-    class_id = np.zeros(tuple(shape), dtype=np.int16)
-    instance_id = np.zeros(tuple(shape), dtype=np.int32)
-    is_thing = model.is_thing_lut.cpu().numpy()
-    for start in range(0, len(surface), chunk):
-        cells = surface[start : start + chunk]
-        unit = field.normalise_positions(torch.from_numpy(np.ascontiguousarray(origin + cells * spacing)).float().to(device))
-        classes = (field.semantic_scores(unit).argmax(-1) + 1).cpu().numpy()
-        ids = (field.instance_scores(unit).argmax(-1) + 1).cpu().numpy()
-        class_id[tuple(cells.T)] = classes
-        instance_id[tuple(cells.T)] = np.where(is_thing[classes], ids, 0)
-    labelled = class_id > 0
-    lattice = LabelledLattice(origin=origin, spacing=spacing, density=density, solid=solid,
-                              class_id=spread_to_interior(class_id, labelled, solid).astype(np.int16),
-                              instance_id=spread_to_interior(instance_id, labelled, solid).astype(np.int32),
-                              level=level)
-    return lattice
+    return DensityLattice(origin=origin, spacing=spacing, density=density.reshape(tuple(shape)), level=level)
 
 
 @dataclass
@@ -111,32 +67,24 @@ class GroupMesh:
     normals: np.ndarray  # [V, 3] outward (towards empty space)
 
 
-FaceLabeller = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray, np.ndarray]]
-"""(face centres [F, 3], outward normals [F, 3]) -> (class id [F], instance id [F], keep [F])."""
+FaceLabeller = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""face centres [F, 3] -> (class id [F], instance id [F], keep [F])."""
 
 
-def split_surface(lattice: LabelledLattice, labeller: Optional[FaceLabeller] = None) -> Dict[GroupKey, GroupMesh]:
-    """One marching-cubes surface of the density, cut by the label of the solid voxel each face bounds, or by
-    ``labeller`` (which may also drop faces)."""
+def split_surface(lattice: DensityLattice, labeller: FaceLabeller) -> Dict[GroupKey, GroupMesh]:
+    """One marching-cubes surface of the density, cut by ``labeller`` (which may also drop faces)."""
     from skimage.measure import marching_cubes
 
-    if not lattice.solid.any() or lattice.solid.all():
+    solid = lattice.solid
+    if not solid.any() or solid.all():
         return {}
     volume = np.pad(lattice.density, 1, constant_values=0.0)  # closed where the lattice ends
     vertices, faces, normals, _ = marching_cubes(volume, level=lattice.level, spacing=tuple(lattice.spacing))
     vertices = vertices - lattice.spacing + lattice.origin  # padding and voxel centres
-    # 'descent' gradients: normals point to lower density, out of the solid; the solid voxel a face bounds lies
-    # half a voxel behind its centre
-    centre = vertices[faces].mean(1)
-    outward = normals[faces].mean(1)
-    outward /= np.linalg.norm(outward, axis=1, keepdims=True).clip(1e-9)
-    if labeller is not None:
-        classes, ids, keep = labeller(centre, outward)
-        classes = np.where(keep, classes, 0)
-    else:
-        classes, ids = voxel_labels(lattice, centre - 0.5 * outward * lattice.spacing)
+    # 'descent' gradients: the normals point to lower density, out of the solid
+    classes, ids, keep = labeller(vertices[faces].mean(1))
+    keys = np.where(keep, classes.astype(np.int64) * 1_000_000 + ids, 0)
     out: Dict[GroupKey, GroupMesh] = {}
-    keys = classes.astype(np.int64) * 1_000_000 + ids
     for key in np.unique(keys):
         if key // 1_000_000 == 0:
             continue
@@ -145,21 +93,6 @@ def split_surface(lattice: LabelledLattice, labeller: Optional[FaceLabeller] = N
         out[GroupKey(int(key // 1_000_000), int(key % 1_000_000))] = GroupMesh(
             vertices=vertices[used], faces=remapped.reshape(-1, 3), normals=normals[used])
     return out
-
-
-def voxel_labels(lattice: LabelledLattice, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Class and instance id of the lattice voxel at each point (the nearest solid one where it is empty)."""
-    shape = np.array(lattice.density.shape)
-    cell = np.clip(np.round((points - lattice.origin) / lattice.spacing), 0, shape - 1).astype(np.int64)
-    classes = lattice.class_id[tuple(cell.T)].astype(np.int64)
-    ids = lattice.instance_id[tuple(cell.T)].astype(np.int64)
-    if (classes == 0).any():
-        _, nearest = ndimage.distance_transform_edt(~lattice.solid, return_indices=True)
-        empty = classes == 0
-        near = nearest[(slice(None), *cell[empty].T)].T
-        classes[empty] = lattice.class_id[tuple(near.T)]
-        ids[empty] = lattice.instance_id[tuple(near.T)]
-    return classes, ids
 
 
 def nearest_point_labeller(positions: np.ndarray, class_id: np.ndarray, instance_id: np.ndarray, max_distance: float,
@@ -171,13 +104,13 @@ def nearest_point_labeller(positions: np.ndarray, class_id: np.ndarray, instance
     tree = cKDTree(positions)
     keys = class_id.astype(np.int64) * 1_000_000 + instance_id.astype(np.int64)
 
-    def label(centres: np.ndarray, _normals: np.ndarray):
+    def label(centres: np.ndarray):
         k = min(neighbours, len(positions))
         distance, index = tree.query(centres, k=k)
         distance, index = distance.reshape(len(centres), k), index.reshape(len(centres), k)
         near = keys[index]
         votes = np.where(distance <= max_distance, 1.0, 0.0)
-        # majority among the near neighbours: sort keys per row and count runs
+        # majority among the near neighbours: each neighbour's key counts the near neighbours sharing it
         best = np.zeros(len(centres), dtype=np.int64)
         best_count = np.zeros(len(centres))
         for j in range(k):

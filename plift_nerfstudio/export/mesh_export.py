@@ -51,7 +51,7 @@ def object_meshes(model, cameras, settings: MeshSettings, crop: Optional[CropBox
     labelled = cloud.points.subset(members)
     surface = frame.points_to_model(labelled.positions)
     level = settings.level if settings.level is not None else float(np.median(density_at(model, surface)))
-    lattice = query_lattice(model, lo, hi, settings.resolution, level, labels=False,
+    lattice = query_lattice(model, lo, hi, settings.resolution, level,
                             progress=None if progress is None else lambda d, t: progress("Querying the field", d, t))
     if progress is not None:
         progress("Marching cubes", 0, 1)

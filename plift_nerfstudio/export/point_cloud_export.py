@@ -70,8 +70,9 @@ def labelled_cloud(model, cameras, settings: PointCloudSettings, crop: Optional[
     model_positions = model_positions[index]
     wanted = None
     if instances is not None:
-        wanted = set(select_instances(list(group_indices(points.class_id, points.instance_id)), instances))
-        chosen = np.flatnonzero([GroupKey(int(c), int(i)) in wanted for c, i in zip(points.class_id, points.instance_id)])
+        groups = group_indices(points.class_id, points.instance_id)
+        wanted = set(select_instances(list(groups), instances))
+        chosen = np.sort(np.concatenate([groups[k] for k in wanted]))
         points, model_positions = points.subset(chosen), model_positions[chosen]
     if progress is not None:
         progress("Grouping instances", 0, 1)
