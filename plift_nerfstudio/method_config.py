@@ -5,6 +5,8 @@ Every ``ns-*`` command imports this module, so it only builds config objects.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
@@ -43,6 +45,13 @@ def _machine() -> MachineConfig:
 def _dataparser(scene_scale: float) -> NerfstudioDataParserConfig:
     # every 6th frame held out for evaluation unless transforms.json lists the splits (as plift-synth writes)
     return NerfstudioDataParserConfig(eval_mode="interval", eval_interval=6, scene_scale=scene_scale)
+
+
+def dataparser_config(data: Path) -> NerfstudioDataParserConfig:
+    """The presets' dataparser (the same train/eval split) for the dataset at ``data``."""
+    config = _dataparser(scene_scale=2.0)
+    config.data = Path(data)
+    return config
 
 
 def _paper_optimizers() -> dict:
@@ -177,6 +186,7 @@ panoptic_lifting_cpu = MethodSpecification(
             datamanager=PanopticDataManagerConfig(
                 dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512,
                 instance_num_rays=256,
+                sparse_depth_num_rays=256,
             ),
             model=PanopticLiftingModelConfig(
                 init_resolution=48,
@@ -196,6 +206,9 @@ panoptic_lifting_cpu = MethodSpecification(
                 occupancy_warmup_steps=250,
                 # a room fills 6-15% of the dataparser's cube: shrink the box to it once the walls have formed
                 box_shrink_step=400,
+                # rays through COLMAP's points (plift-sparse-depth) end there: pins plain walls and cabinet fronts
+                # that photo-consistency alone leaves floating (kitchen: depth error 55 -> 10 cm, PQ +3 -> +14)
+                sparse_depth_loss_mult=0.1,
                 instance_loss_start_step=250,
                 consistency_loss_mult=0.3,
                 consistency_loss_start_step=1250,

@@ -44,6 +44,7 @@ from plift_nerfstudio.losses import (
     segment_consistency_loss,
     segment_ids_of,
     semantic_loss,
+    sparse_depth_loss,
 )
 from plift_nerfstudio.panoptic import VOID_ACCUMULATION, class_palette, colourise, instance_palette, panoptic_labels
 
@@ -52,6 +53,24 @@ DATASET_FRAME_METADATA_KEY = "panoptic_dataset_frame"
 EDITED_MARCHES = 4
 """Marches of an edited render at most: shaded samples of deleted instances found outside their regions are emptied
 and the rays marched again."""
+
+
+def split_sparse_depth_rays(
+    outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+) -> Tuple[Dict[str, Tensor], Optional[Dict[str, Tensor]]]:
+    """The outputs of the labelled rays, and those of the sparse depth rays the datamanager put after them (None
+    when the batch has none). Per-ray tensors are split; anything else (scalars) stays with the labelled rays."""
+    if "sparse_depth" not in batch:
+        return outputs, None
+    num_depth = len(batch["sparse_depth"])
+    num_rays = outputs["rgb"].shape[0]
+    labelled, depth = {}, {}
+    for key, value in outputs.items():
+        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == num_rays:
+            labelled[key], depth[key] = value[: num_rays - num_depth], value[num_rays - num_depth:]
+        else:
+            labelled[key] = value
+    return labelled, depth
 
 
 @dataclass
@@ -118,6 +137,11 @@ class PanopticLiftingModelConfig(ModelConfig):
     distortion_loss_mult: float = 0.0
     """Weight of the distortion loss (mip-NeRF 360) that gathers each ray's weight into one tight interval;
     it removes fog, which lets occupancy and early termination skip more samples."""
+    sparse_depth_loss_mult: float = 0.0
+    """Weight of the sparse depth loss: rays through points triangulated by plift-sparse-depth should end at the
+    point. Needs the datamanager's --pipeline.datamanager.sparse-depth-num-rays; 0 = off."""
+    sparse_depth_relative_std: float = 0.03
+    """Spread the sparse depth loss allows round a point, as a share of its distance from the camera."""
     weight_threshold: float = 1e-4
     """Colour, semantic and instance heads run only on samples with a larger rendering weight (and on each
     ray's heaviest sample, so that an empty scene at the start still gets gradient)."""
@@ -578,6 +602,9 @@ class PanopticLiftingModel(Model):
         if self.training and cfg.distortion_loss_mult > 0:
             spacing = ray_samples.spacing_starts, ray_samples.spacing_ends  # normalised distance along the ray
             outputs["distortion"] = distortion_loss(weights[..., 0], spacing[0][..., 0], spacing[1][..., 0])  # type: ignore[index]
+        if self.training and cfg.sparse_depth_loss_mult > 0:  # per-sample weights for the sparse depth loss
+            outputs.update(sample_weights=weights, sample_starts=ray_samples.frustums.starts,
+                           sample_ends=ray_samples.frustums.ends)
         if median_depth:
             outputs["depth_median"] = self.renderer_median_depth(weights, ray_samples)
         return outputs
@@ -690,11 +717,13 @@ class PanopticLiftingModel(Model):
 
     # ------------------------------------------------------------------ losses and metrics
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+        outputs, _ = split_sparse_depth_rays(outputs, batch)
         image = batch["image"][..., :3].to(outputs["rgb"].device)
         return {"psnr": self.psnr(outputs["rgb"].detach(), image)}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         cfg = self.config
+        outputs, depth_rays = split_sparse_depth_rays(outputs, batch)
         device = outputs["rgb"].device
         with self._timed("rgb_loss"):
             pred_rgb, gt_rgb = self.renderer_rgb.blend_background_for_loss_computation(
@@ -712,6 +741,12 @@ class PanopticLiftingModel(Model):
                 losses["l1_density"] = cfg.l1_density_mult * coefficients.abs().mean()
             if cfg.tv_color_mult > 0:
                 losses["tv_color"] = cfg.tv_color_mult * tv_loss(self.field.color_encoding.plane_coef)
+            if depth_rays is not None and cfg.sparse_depth_loss_mult > 0:
+                with self._timed("sparse_depth_loss"):
+                    losses["sparse_depth_loss"] = cfg.sparse_depth_loss_mult * sparse_depth_loss(
+                        depth_rays["sample_weights"], depth_rays["sample_starts"], depth_rays["sample_ends"],
+                        batch["sparse_depth"].to(device), cfg.sparse_depth_relative_std,
+                    )
         if "semantics" not in batch:  # evaluation batches carry no machine labels
             return losses
 

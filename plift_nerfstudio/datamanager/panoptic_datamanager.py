@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Type
 
+import numpy as np
 import torch
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
@@ -35,6 +36,8 @@ from plift_nerfstudio.labels.store import (
     sample_pixels_in_mask,
 )
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
+from plift_nerfstudio.sparse_depth.points import SPARSE_DEPTH_FILE, load_sparse_depth, match_frames
+from plift_nerfstudio.sparse_depth.rays import SparseDepthRays, concatenate_ray_bundles
 from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY, DATASET_FRAME_METADATA_KEY
 
 
@@ -54,6 +57,11 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
     """Extra rays from the same image, drawn among its thing pixels that carry a 2D instance id, for the instance
     loss (the authors sample up to 1024 thing rays). Distinct pixels: an image with fewer thing pixels gives fewer
     rays, none where it has none. 0 = the instance loss sees only the thing pixels among the uniform rays."""
+    sparse_depth_num_rays: int = 0
+    """Rays per step through points triangulated by plift-sparse-depth, each carrying its point's distance, for
+    the model's sparse depth loss (--pipeline.model.sparse-depth-loss-mult). 0 = none."""
+    sparse_depth_file: Optional[Path] = None
+    """The points file; default: sparse_depth/points.npz beside the dataset's transforms.json."""
 
 
 class Uint8Images(TorchDataset):
@@ -78,6 +86,7 @@ def unit_colours(image: Tensor) -> Tensor:
 class PanopticDataManager(VanillaDataManager[InputDataset]):
     config: PanopticDataManagerConfig
     labels: Optional[PanopticLabelStore] = None
+    sparse_depth: Optional[SparseDepthRays] = None
 
     def __init__(self, config: PanopticDataManagerConfig, *args, **kwargs) -> None:
         # nerfstudio's parser would stop on a malformed transforms.json without naming it (ns-train's --data sets
@@ -124,6 +133,41 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
         self.iter_train_image_dataloader = iter(self.train_image_dataloader)
         self.train_pixel_sampler = self._get_pixel_sampler(self.train_dataset, self.config.train_num_rays_per_batch)
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
+        if self.config.sparse_depth_num_rays > 0:
+            self.sparse_depth = self._load_sparse_depth()
+
+    def _load_sparse_depth(self) -> SparseDepthRays:
+        path = self.config.sparse_depth_file or transforms_path_of(self.config.dataparser.data).parent / SPARSE_DEPTH_FILE
+        if not Path(path).is_file():
+            data = transforms_path_of(self.config.dataparser.data).parent
+            raise FileNotFoundError(
+                f"{path}: no sparse depth file, which this preset trains with (--pipeline.datamanager."
+                f"sparse-depth-num-rays {self.config.sparse_depth_num_rays}). Make it with `plift-sparse-depth --data "
+                f"{data}` (needs COLMAP), or train without it: --pipeline.datamanager.sparse-depth-num-rays 0"
+            )
+        points = load_sparse_depth(Path(path))
+        meta = check_transforms(self.config.dataparser.data)
+        training = {str(Path(p).resolve()): i for i, p in enumerate(self.train_dataparser_outputs.image_filenames)}
+        names = [str(frame["file_path"]) for frame in meta["frames"]]
+        camera_of_name = {}
+        for name in names:
+            resolved = str(Path(self.image_path_of_frame(Path(name))).resolve())
+            if resolved in training:
+                camera_of_name[name] = training[resolved]
+        training_names = [""] * len(training)
+        for name, camera in camera_of_name.items():
+            training_names[camera] = name
+        widths_of_name = {str(frame["file_path"]): float(frame.get("w", meta.get("w", 0))) for frame in meta["frames"]}
+        full_widths = np.array([widths_of_name.get(name, 0.0) for name in training_names])
+        if (full_widths <= 0).any():
+            raise ValueError(f"{transforms_path_of(self.config.dataparser.data)}: the sparse depth loss needs each "
+                             "frame's image width 'w'")
+        rays = SparseDepthRays.build(points, match_frames(points, training_names, Path(path)), self.train_dataset.cameras,
+                                     self.train_dataparser_outputs.dataparser_transform,
+                                     float(self.train_dataparser_outputs.dataparser_scale), full_widths,
+                                     device=self.device)
+        CONSOLE.print(f"Sparse depth: {rays.num_observations} observations of {points.num_points} points from {path}")
+        return rays
 
     def image_path_of_frame(self, file_path: Path) -> Path:
         """The image path the dataparser uses for a frame's ``file_path`` (maybe in a downscaled folder)."""
@@ -160,6 +204,9 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
         }
         batch.update(self.labels.gather(indices))
         ray_bundle = self.train_ray_generator(indices)
+        if self.sparse_depth is not None:  # after the labelled rays; the model splits them off by count
+            depth_rays, batch["sparse_depth"] = self.sparse_depth.sample(self.config.sparse_depth_num_rays)
+            ray_bundle = concatenate_ray_bundles(ray_bundle, depth_rays)
         return ray_bundle, batch
 
     def _single_image_rays(self, image_batch: Dict, device: torch.device) -> Dict[str, Tensor]:
@@ -186,4 +233,5 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
 
     def get_train_rays_per_batch(self) -> int:
         """Rays per step at most (an image with few thing pixels gives fewer instance rays)."""
-        return self.config.train_num_rays_per_batch + self.config.single_image_num_rays + self.config.instance_num_rays
+        return (self.config.train_num_rays_per_batch + self.config.single_image_num_rays + self.config.instance_num_rays
+                + self.config.sparse_depth_num_rays)

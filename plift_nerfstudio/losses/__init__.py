@@ -4,6 +4,7 @@ from plift_nerfstudio.losses.distortion import distortion_loss
 from plift_nerfstudio.losses.consistency import segment_consistency_loss, segment_ids_of
 from plift_nerfstudio.losses.instance import InstanceAssignment, assign_surrogate_ids, instance_loss
 from plift_nerfstudio.losses.semantic import normalise_rendered, semantic_loss
+from plift_nerfstudio.losses.sparse_depth import sparse_depth_loss
 
 __all__ = [
     "InstanceAssignment",
@@ -14,4 +15,5 @@ __all__ = [
     "segment_consistency_loss",
     "segment_ids_of",
     "semantic_loss",
+    "sparse_depth_loss",
 ]
