@@ -11,7 +11,7 @@ with and without them, side by side. Every table is printed under both evaluatio
   python scripts/benchmark_quality.py --quick         # CI: one tiny scene, short runs (a few minutes)
   python scripts/benchmark_quality.py --realistic     # the shipped Blender rooms (data/realistic/): labels vs ours,
                                                       # diagnostics, PQscene vs time (about 30 min per room)
-  python scripts/benchmark_quality.py --realistic --quick   # CI: one shipped room, 300 steps
+  python scripts/benchmark_quality.py --realistic --quick   # CI: one shipped room, 200 steps
 
 Results go to --output-dir as results.json and results.md; scenes are generated there once and reused.
 """
@@ -59,7 +59,7 @@ class BenchmarkOptions:
     output_dir: Path = Path("benchmarks/quality")
     """Where scenes, runs, results.json and results.md go."""
     quick: bool = False
-    """CI mode: one tiny scene (32 frames of 64x48), 400 steps of 512 + 256 rays per run."""
+    """CI mode: one tiny scene (32 frames of 64x48), 300 steps of 512 + 256 rays per run."""
     seeds: Tuple[int, ...] = (0, 1)
     """Scene seeds of Table 1."""
     noise: Tuple[str, ...] = ("moderate", "hard")
@@ -89,7 +89,7 @@ class BenchmarkOptions:
             return self
         return BenchmarkOptions(
             output_dir=self.output_dir, quick=True, seeds=(0,), noise=("moderate",), ablation_scenes=("moderate-0",),
-            variants=self.variants, steps=self.steps or 400, num_frames=32, width=64, height=48,
+            variants=self.variants, steps=self.steps or 300, num_frames=32, width=64, height=48,
         )
 
 

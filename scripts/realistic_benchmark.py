@@ -169,7 +169,7 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
     scenes = shipped_scenes(opts.scenes)
     if opts.quick:
         scenes = scenes[:1]
-        opts = RealisticOptions(scenes=opts.scenes, preset=opts.preset, steps=opts.steps or 300, progress_points=2, quick=True)
+        opts = RealisticOptions(scenes=opts.scenes, preset=opts.preset, steps=opts.steps or 200, progress_points=2, quick=True)
     start = time.perf_counter()
     rows = []
     for data in scenes:  # results.json after every room, so a long run that is stopped keeps what it measured

@@ -195,3 +195,14 @@ def test_training_with_sparse_depth_brings_rays_to_their_points(triangulated_sce
         trainer.optimizers.optimizer_step_all()
         losses.append(float(loss_dict["sparse_depth_loss"]))
     assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8]), losses
+
+
+def test_the_cpu_preset_refuses_a_dataset_without_points_and_says_how_to_make_them(tiny_scene_dir: Path) -> None:
+    from plift_nerfstudio.method_config import panoptic_lifting_cpu
+
+    config = copy.deepcopy(panoptic_lifting_cpu.config)
+    assert config.pipeline.datamanager.sparse_depth_num_rays > 0 and config.pipeline.model.sparse_depth_loss_mult > 0
+    config.pipeline.datamanager.data = tiny_scene_dir
+    config.pipeline.datamanager.dataparser.data = tiny_scene_dir
+    with pytest.raises(FileNotFoundError, match=r"plift-sparse-depth --data .*sparse-depth-num-rays 0"):
+        config.pipeline.datamanager.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
