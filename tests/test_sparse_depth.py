@@ -25,6 +25,7 @@ from plift_nerfstudio.sparse_depth.points import (
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
 NO_COLMAP = shutil.which("colmap") is None
+STEPS_WITH_DEPTH = 120
 
 
 def samples_along_a_ray(num_rays: int = 1, num_samples: int = 80, far: float = 4.0):
@@ -182,12 +183,12 @@ def test_training_with_sparse_depth_brings_rays_to_their_points(triangulated_sce
 
     config = tiny_config(triangulated_scene, tmp_path / "outputs")
     config.pipeline.datamanager.sparse_depth_num_rays = 128
-    config.pipeline.model.sparse_depth_loss_mult = 0.05
+    config.pipeline.model.sparse_depth_loss_mult = 1.0
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     pipeline = trainer.pipeline
     losses = []
-    for step in range(40):
+    for step in range(STEPS_WITH_DEPTH):
         trainer.optimizers.zero_grad_all()
         _, loss_dict, _ = pipeline.get_train_loss_dict(step=step)
         assert "sparse_depth_loss" in loss_dict and torch.isfinite(loss_dict["sparse_depth_loss"])

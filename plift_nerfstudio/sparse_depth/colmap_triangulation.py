@@ -7,6 +7,7 @@ the frame of the poses given, the dataset's (transforms.json).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -54,7 +55,9 @@ def colmap_executable() -> str:
 
 
 def _run(step: str, arguments: Sequence[str], log: Path) -> None:
-    result = subprocess.run([colmap_executable(), step, *arguments], capture_output=True, text=True)
+    # Debian's COLMAP is a Qt build: without a display it needs Qt's offscreen platform
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    result = subprocess.run([colmap_executable(), step, *arguments], capture_output=True, text=True, env=env)
     with log.open("a") as stream:
         stream.write(f"$ colmap {step} {' '.join(arguments)}\n{result.stdout}\n{result.stderr}\n")
     if result.returncode != 0:
