@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from rich.console import Console
 
 from plift_nerfstudio.cli_utils import run_cli
-from plift_nerfstudio.labels.dataset_labels import check_transforms, transforms_path_of
+from plift_nerfstudio.labels.dataset_labels import check_transforms, frames_for_images, transforms_path_of
 from plift_nerfstudio.sparse_depth.accuracy import read_true_depths, relative_depth_errors, summarise_errors
 from plift_nerfstudio.sparse_depth.colmap_triangulation import PosedImage, triangulate_known_poses
 from plift_nerfstudio.sparse_depth.points import SPARSE_DEPTH_FILE, save_sparse_depth
@@ -61,12 +60,10 @@ def training_images(data: Path) -> tuple[List[PosedImage], list, Path]:
         raise ValueError(f"{transforms}: camera_model {model!r} is not supported here (OPENCV or PINHOLE)")
     parser = dataparser_config(data).setup()
     outputs = parser.get_dataparser_outputs(split="train")
-    training = {Path(p).resolve() for p in outputs.image_filenames}
+    training_frames, _ = frames_for_images(data, outputs.image_filenames,
+                                           lambda file_path: parser._get_fname(file_path, data_dir))  # type: ignore[attr-defined]
     images = []
-    for frame in meta["frames"]:
-        path = parser._get_fname(Path(frame["file_path"]), data_dir)  # type: ignore[attr-defined]
-        if Path(path).resolve() not in training:
-            continue
+    for frame in training_frames:
         values = {**meta, **frame}
         missing = [k for k in ("fl_x", "fl_y", "cx", "cy", "w", "h") if k not in values]
         if missing:
@@ -99,11 +96,9 @@ def main(options: SparseDepthOptions) -> None:
                              f"{options.max_reprojection_error} px seen by >= {options.min_track_length} images")
         settings = {"matcher": matcher, "max_reprojection_error": options.max_reprojection_error,
                     "min_track_length": options.min_track_length, "triangulated_points": points.num_points}
-        staged = Path(work) / "points.npz"
-        save_sparse_depth(staged, kept, settings)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(staged, output.with_suffix(".npz.partial"))
-        os.replace(output.with_suffix(".npz.partial"), output)
+        partial = output.with_name("points.partial.npz")  # beside the file, so the replace is atomic
+        save_sparse_depth(partial, kept, settings)
+        os.replace(partial, output)
     per_frame = np.array(list(kept.observations_per_frame().values()))
     CONSOLE.print(f"Wrote {output}: {kept.num_points} points (of {points.num_points} triangulated), "
                   f"{kept.num_observations} observations; per training image median {np.median(per_frame):.0f}, "

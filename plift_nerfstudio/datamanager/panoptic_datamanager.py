@@ -25,6 +25,7 @@ from torch.utils.data import Dataset as TorchDataset
 from plift_nerfstudio.labels.dataset_labels import (
     check_transforms,
     frame_label_files,
+    frames_for_images,
     load_class_table_of_dataset,
     load_label_store,
     transforms_path_of,
@@ -147,18 +148,10 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
             )
         points = load_sparse_depth(Path(path))
         meta = check_transforms(self.config.dataparser.data)
-        training = {str(Path(p).resolve()): i for i, p in enumerate(self.train_dataparser_outputs.image_filenames)}
-        names = [str(frame["file_path"]) for frame in meta["frames"]]
-        camera_of_name = {}
-        for name in names:
-            resolved = str(Path(self.image_path_of_frame(Path(name))).resolve())
-            if resolved in training:
-                camera_of_name[name] = training[resolved]
-        training_names = [""] * len(training)
-        for name, camera in camera_of_name.items():
-            training_names[camera] = name
-        widths_of_name = {str(frame["file_path"]): float(frame.get("w", meta.get("w", 0))) for frame in meta["frames"]}
-        full_widths = np.array([widths_of_name.get(name, 0.0) for name in training_names])
+        frames, _ = frames_for_images(self.config.dataparser.data, self.train_dataparser_outputs.image_filenames,
+                                      self.image_path_of_frame)
+        training_names = [str(frame["file_path"]) for frame in frames]
+        full_widths = np.array([float(frame.get("w", meta.get("w", 0))) for frame in frames])
         if (full_widths <= 0).any():
             raise ValueError(f"{transforms_path_of(self.config.dataparser.data)}: the sparse depth loss needs each "
                              "frame's image width 'w'")
