@@ -16,6 +16,7 @@ from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.configs.config_utils import to_immutable_dict
+from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.losses import tv_loss
 from nerfstudio.model_components.ray_samplers import UniformSampler
@@ -46,7 +47,15 @@ from plift_nerfstudio.losses import (
     semantic_loss,
     sparse_depth_loss,
 )
-from plift_nerfstudio.panoptic import VOID_ACCUMULATION, class_palette, colourise, instance_palette, panoptic_labels
+from plift_nerfstudio.panoptic import (
+    MIN_SEGMENT_SHARE,
+    VOID_ACCUMULATION,
+    class_palette,
+    colourise,
+    instance_palette,
+    merge_small_segments,
+    panoptic_labels,
+)
 
 CLASS_TABLE_METADATA_KEY = "panoptic_class_table"
 DATASET_FRAME_METADATA_KEY = "panoptic_dataset_frame"
@@ -177,6 +186,10 @@ class PanopticLiftingModelConfig(ModelConfig):
     void_accumulation: float = VOID_ACCUMULATION
     """Rays whose rendered opacity is below this are void (class 0, instance 0) in the semantic_id/instance_id
     outputs and the pictures: they saw (almost) nothing."""
+    min_segment_share: float = MIN_SEGMENT_SHARE
+    """Rendered images (viewer, ns-render, evaluation): a panoptic segment (class and instance) covering less than
+    this share of the image is merged into the segment it borders most, as panoptic inference drops segments under
+    a minimum area (speckle where the argmax flips between neighbours); 0 keeps every segment."""
     implementation: Literal["auto", "tcnn", "torch"] = "auto"
     """MLP implementation: 'auto' uses tinycudann when installed and CUDA is present."""
 
@@ -530,6 +543,24 @@ class PanopticLiftingModel(Model):
         return outputs
 
     @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box: Optional[OrientedBox] = None) -> Dict[str, Tensor]:
+        """nerfstudio's whole-image render (viewer, ns-render, evaluation), with the image's small panoptic
+        segments merged into their neighbours (``min_segment_share``)."""
+        outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
+        if self.config.min_segment_share <= 0 or "semantic_id" not in outputs:
+            return outputs
+        class_map, instance_map = outputs["semantic_id"][..., 0].long(), outputs["instance_id"][..., 0].long()
+        height, width = class_map.shape
+        class_map, instance_map = merge_small_segments(
+            class_map, instance_map, round(self.config.min_segment_share * height * width)
+        )
+        rgb = outputs["rgb"].reshape(-1, 3)
+        instance_ids = instance_map.reshape(-1).to(rgb.device)
+        views = self._panoptic_pictures(rgb, class_map.reshape(-1).to(rgb.device), instance_ids, int(instance_ids.max()))
+        outputs.update({key: value.reshape(height, width, -1) for key, value in views.items()})
+        return outputs
+
+    @torch.no_grad()
     def render_surface(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         """What the export needs of rays (eval mode, edits applied): colour, accumulation, expected and median depth
         (where the accumulated weight passes a half: on the surface, never between a foreground edge and what lies
@@ -703,9 +734,13 @@ class PanopticLiftingModel(Model):
     ) -> Dict[str, Tensor]:
         class_id, instance_id = panoptic_labels(semantic_probs, instance_probs, self.is_thing_lut, accumulation,
                                                 self.config.void_accumulation)
+        return self._panoptic_pictures(rgb, class_id, instance_id, instance_probs.shape[-1])
+
+    def _panoptic_pictures(self, rgb: Float[Tensor, "R 3"], class_id: Int[Tensor, "R"], instance_id: Int[Tensor, "R"],
+                           num_ids: int) -> Dict[str, Tensor]:
         palette = self.instance_colors
-        if instance_probs.shape[-1] + 1 > len(palette):  # copies made by edits have ids after the surrogate ids
-            palette = instance_palette(instance_probs.shape[-1]).to(rgb.device)
+        if num_ids + 1 > len(palette):  # copies made by edits have ids after the surrogate ids
+            palette = instance_palette(num_ids).to(rgb.device)
         semantics, instances, panoptic = colourise(rgb, class_id, instance_id, self.class_colors, palette)
         return {
             "semantics": semantics,

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 from rich.console import Console
 
 from plift_nerfstudio.diagnostics import Diagnostics, diagnose, per_class_markdown
-from plift_nerfstudio.evaluation import flat_metrics
+from plift_nerfstudio.evaluation import evaluate_pipeline, flat_metrics
 from plift_nerfstudio.experiment import run_config, train_and_evaluate
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.method_config import panoptic_lifting_cpu, panoptic_lifting_lite
@@ -51,6 +51,10 @@ class SceneResult:
     diagnostics: dict
     progress: List[dict] = field(default_factory=list)
     config: str = ""
+    min_segment_share: float = 0.0
+    """The run's min_segment_share: rendered segments under this share of the image are merged into neighbours."""
+    unmerged: Dict[str, Optional[float]] = field(default_factory=dict)
+    """Ours scored again with every rendered segment kept (min_segment_share 0): what the merging changes."""
 
     def meets_targets(self) -> Dict[str, bool]:
         o, lab = self.ours, self.labels
@@ -91,12 +95,16 @@ def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Con
     _, pipeline, _, _ = load_trained_pipeline(result.config_path, test_mode="test")
     table = ClassTable.load(data / "labels" / "classes.json")
     diag = diagnose(pipeline, data, table)
+    share = pipeline.model.config.min_segment_share
+    pipeline.model.config.min_segment_share = 0.0
+    unmerged = {k: v for k, v in flat_metrics(evaluate_pipeline(pipeline, keep_renders=0)).items() if not k.startswith("labels_")}
     progress = [{"step": p.step, "minutes": p.train_seconds / 60, "scene_pq": p.metrics["panopticapi_scene_pq"],
                  "pq": p.metrics["panopticapi_pq"], "miou": p.metrics["panopticapi_miou"], "psnr": p.metrics["psnr"]}
                 for p in result.progress]
     progress.append({"step": steps, "minutes": result.train_seconds / 60, "scene_pq": ours["panopticapi_scene_pq"],
                      "pq": ours["panopticapi_pq"], "miou": ours["panopticapi_miou"], "psnr": ours["psnr"]})
-    row = SceneResult(data.name, ours, labels, result.train_seconds / 60, asdict(diag), progress, str(result.config_path))
+    row = SceneResult(data.name, ours, labels, result.train_seconds / 60, asdict(diag), progress, str(result.config_path),
+                      share, unmerged)
     console.print(f"  {data.name}: ours PQscene {ours['panopticapi_scene_pq']:.1f} PQ {ours['panopticapi_pq']:.1f} "
                   f"mIoU {ours['panopticapi_miou']:.1f} PSNR {ours['psnr']:.1f}; labels PQ {labels['panopticapi_pq']:.1f} "
                   f"mIoU {labels['panopticapi_miou']:.1f}; {row.train_minutes:.1f} min")
@@ -132,6 +140,16 @@ def diagnostics_table(rows: List[SceneResult]) -> List[str]:
         d = r.diagnostics
         lines.append(f"| {r.scene} | {d['train_psnr']:.1f} | {d['test_psnr']:.1f} | {100 * d['depth_median_abs_error_m']:.1f} | "
                      f"{d['depth_abs_rel']:.3f} | {100 * d['fog_share']:.1f} |")
+    return lines
+
+
+def merging_table(rows: List[SceneResult]) -> List[str]:
+    lines = ["| scene | min segment share % | PQscene merged / all kept | PQ merged / all kept | mIoU merged / all kept |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        o, u = r.ours, r.unmerged
+        lines.append(f"| {r.scene} | {100 * r.min_segment_share:.2f} | " + " | ".join(
+            f"{f1(o[f'panopticapi_{k}'])} / {f1(u.get(f'panopticapi_{k}'))}" for k in ("scene_pq", "pq", "miou")) + " |")
     return lines
 
 
@@ -183,6 +201,7 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
         md += [f"## {protocol} protocol", "", *t, ""]
         print_table(console, f"Realistic rooms ({protocol} protocol): 2D labels vs ours", t)
     sections = [("Targets (panopticapi protocol)", targets_table(rows)), ("Diagnostics", diagnostics_table(rows)),
+                ("Small rendered segments merged vs all kept (ours, panopticapi)", merging_table(rows)),
                 ("PQscene against training time (panopticapi)", progress_table(rows))]
     for title, t in sections:
         md += [f"## {title}", "", *t, ""]

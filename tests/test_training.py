@@ -98,6 +98,29 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     assert outputs["semantic_id"].shape == (h, w, 1)
     assert (outputs["semantic_id"] > 0).float().mean() > 0.95 and outputs["semantic_id"].max() <= 21  # 0: void
 
+    # whole-image renders merge panoptic segments under min_segment_share into their neighbours; 0 keeps them all
+    model = loaded.model
+    segment_key = lambda out: out["semantic_id"][..., 0].long() * 1000 + out["instance_id"][..., 0].long()  # noqa: E731
+    default_share = model.config.min_segment_share
+    model.config.min_segment_share = 0.0
+    cameras = loaded.datamanager.train_dataset.cameras
+    renders = [model.get_outputs_for_camera(cameras[i : i + 1]) for i in range(len(cameras))]
+    most = max(range(len(renders)), key=lambda i: len(torch.unique(segment_key(renders[i]))))  # most segments
+    raw, camera = renders[most], cameras[most : most + 1]
+    _, raw_areas = torch.unique(segment_key(raw)[segment_key(raw) > 0], return_counts=True)
+    assert len(raw_areas) >= 2, len(raw_areas)
+    min_pixels = int(raw_areas.min()) + 1  # at least the smallest segment must go
+    model.config.min_segment_share = min_pixels / (h * w)
+    merged = model.get_outputs_for_camera(camera)
+    model.config.min_segment_share = default_share
+    _, merged_areas = torch.unique(segment_key(merged)[segment_key(merged) > 0], return_counts=True)
+    assert merged_areas.min() >= min_pixels and len(merged_areas) < len(raw_areas)
+    changed = segment_key(raw) != segment_key(merged)
+    assert 0 < int(changed.sum()) <= int(raw_areas[raw_areas < min_pixels].sum())
+    assert torch.equal(raw["rgb"], merged["rgb"]) and torch.equal(raw["depth"], merged["depth"])
+    colours = model.class_colors.to(merged["semantics"].device)[merged["semantic_id"][..., 0].long()]
+    assert torch.allclose(merged["semantics"], colours)
+
     # the evaluation renders every test view and scores ours and the 2D labels against ground truth
     from plift_nerfstudio.evaluation import evaluate_pipeline, flat_metrics
     from plift_nerfstudio.metrics import PROTOCOLS, protocol_scores
