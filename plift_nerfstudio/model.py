@@ -551,9 +551,12 @@ class PanopticLiftingModel(Model):
             return outputs
         class_map, instance_map = outputs["semantic_id"][..., 0].long(), outputs["instance_id"][..., 0].long()
         height, width = class_map.shape
-        class_map, instance_map = merge_small_segments(
+        merged_classes, merged_instances = merge_small_segments(
             class_map, instance_map, round(self.config.min_segment_share * height * width)
         )
+        if merged_classes is class_map:  # nothing to merge: the pictures the rays rendered stand
+            return outputs
+        class_map, instance_map = merged_classes, merged_instances
         rgb = outputs["rgb"].reshape(-1, 3)
         instance_ids = instance_map.reshape(-1).to(rgb.device)
         views = self._panoptic_pictures(rgb, class_map.reshape(-1).to(rgb.device), instance_ids, int(instance_ids.max()))

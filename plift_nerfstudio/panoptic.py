@@ -96,7 +96,8 @@ def merge_small_segments(
     """Merge every panoptic segment (one class and instance id; void excluded) of fewer than ``min_pixels`` pixels
     into the segment it borders most, as panoptic inference drops segments under a minimum area; the image stays
     fully labelled. Small segments go smallest first, each into a neighbour that is not itself small (or has
-    absorbed one); one that borders only void or other small segments becomes void. Pure: returns new tensors."""
+    absorbed one); one that borders only void or other small segments becomes void. Pure: returns new tensors, or
+    the inputs themselves when no segment is small."""
     if min_pixels <= 1:
         return class_id, instance_id
     from scipy import ndimage

@@ -110,7 +110,7 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     _, raw_areas = torch.unique(segment_key(raw)[segment_key(raw) > 0], return_counts=True)
     assert len(raw_areas) >= 2, len(raw_areas)
     min_pixels = int(raw_areas.min()) + 1  # at least the smallest segment must go
-    model.config.min_segment_share = min_pixels / (h * w)
+    model.config.min_segment_share = min_pixels / segment_key(raw).numel()
     merged = model.get_outputs_for_camera(camera)
     model.config.min_segment_share = default_share
     _, merged_areas = torch.unique(segment_key(merged)[segment_key(merged) > 0], return_counts=True)
