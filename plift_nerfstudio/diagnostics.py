@@ -5,6 +5,9 @@
 - fog share: the share of each test ray's rendered weight that lies more than ``FOG_MARGIN`` in front of the true
   surface (density floating in free space; segmentation rendered there bleeds into everything behind it);
 - per-class PQ and IoU of ours and of the 2D labels (which classes the lifting loses or wins);
+- the label majority (``label_majority``; scenes with true object ids): every true object given the class most of the
+  training views' labels give it, scored on the test views. Lifting fits the training labels, so a class that the
+  majority gets wrong is one the labels' consensus gets wrong, not one the lifting lost;
 - PQscene against training time comes from evaluating the checkpoints a run kept (scripts/benchmark_quality.py).
 """
 
@@ -22,8 +25,9 @@ from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from plift_nerfstudio.labels.class_table import ClassTable
+from plift_nerfstudio.label_majority import majority_panoptic_maps, object_majority_classes
 from plift_nerfstudio.labels.frame_labels import read_label_png
-from plift_nerfstudio.metrics import ClassCounts, frame_counts
+from plift_nerfstudio.metrics import ClassCounts, frame_counts, protocol_scores
 
 FOG_MARGIN_M = 0.10
 """Rendered weight more than this far (metres) in front of the ground-truth surface counts as fog."""
@@ -39,7 +43,11 @@ class Diagnostics:
     fog_share: float
     """Mean over test rays of the rendered weight lying more than FOG_MARGIN_M in front of the true surface."""
     per_class: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
-    """Class name -> ours_pq, labels_pq, ours_iou, labels_iou, gt_share (share of labelled test pixels)."""
+    """Class name -> ours_pq, labels_pq, ours_iou, labels_iou, gt_share (share of labelled test pixels), and
+    majority_pq, majority_iou where the scene has true object ids."""
+    label_majority: Dict[str, Optional[float]] = field(default_factory=dict)
+    """Test-view scores (panopticapi protocol: pq, scene_pq, miou) of the label-majority maps (every true object
+    given the class most training-view labels give it); empty when the scene has no true object ids."""
 
 
 def per_class_pq(counts: ClassCounts) -> np.ndarray:
@@ -64,6 +72,24 @@ def fog_share_of_rays(weights: Float[Tensor, "R S"], t_mid: Float[Tensor, "R S"]
     """Per ray: the rendered weight of samples more than ``margin`` in front of the surface at ``surface_t``."""
     in_front = t_mid < (surface_t[:, None] - margin)
     return (weights * in_front).sum(-1)
+
+
+def read_frame_maps(data_root: Path, frames: List[dict], key: str) -> Tensor:
+    """[N, H, W] int64 stack of the label PNGs ``frame[key]`` of ``frames``."""
+    return torch.stack([torch.from_numpy(read_label_png(data_root / f[key]).astype(np.int64)) for f in frames])
+
+
+def label_majority_maps(data_root: Path, train_frames: List[dict], test_frames: List[dict], table: ClassTable):
+    """The test views' label-majority class and instance maps (see ``plift_nerfstudio.label_majority``), voted by
+    the training frames' machine labels; None when the frames have no true object ids (``gt_objects_path``)."""
+    if not all("gt_objects_path" in f for f in (*train_frames, *test_frames)):
+        return None
+    train_objects = read_frame_maps(data_root, train_frames, "gt_objects_path")
+    test_objects = read_frame_maps(data_root, test_frames, "gt_objects_path")
+    num_objects = int(max(train_objects.max(), test_objects.max()))
+    majority = object_majority_classes(train_objects, read_frame_maps(data_root, train_frames, "semantics_path"),
+                                       num_objects, table.num_classes)
+    return majority_panoptic_maps(test_objects, majority, table.thing_ids)
 
 
 def psnr(a: Tensor, b: Tensor) -> float:
@@ -129,6 +155,16 @@ def diagnose(pipeline, data_root: Path, table: ClassTable, max_train_views: int 
 
     n = table.num_classes
     ps, pi, gs, gi = (torch.stack(x) for x in (pred_sem, pred_inst, gt_sem, gt_inst))
+    test_frames = [by_name[Path(name).name] for name in dataset.image_filenames]
+    train_frames = [by_name[Path(name).name] for name in train.image_filenames]
+    majority = label_majority_maps(data_root, train_frames, test_frames, table)
+    majority_pq = majority_iou = np.full(n + 1, np.nan)
+    label_majority: Dict[str, Optional[float]] = {}
+    if majority is not None:
+        ms, mi = majority
+        majority_pq, majority_iou = per_class_pq(frame_counts(ms, mi, gs, gi, n)), per_class_iou(ms, gs, n)
+        scores = protocol_scores(ms, mi, gs, gi, n, scene_level=True)["panopticapi"]
+        label_majority = {k: scores[k] for k in ("pq", "scene_pq", "miou")}
     ls, li = torch.stack(lab_sem), torch.stack(lab_inst)
     ours_pq, labels_pq = per_class_pq(frame_counts(ps, pi, gs, gi, n)), per_class_pq(frame_counts(ls, li, gs, gi, n))
     ours_iou, labels_iou = per_class_iou(ps, gs, n), per_class_iou(ls, gs, n)
@@ -144,6 +180,8 @@ def diagnose(pipeline, data_root: Path, table: ClassTable, max_train_views: int 
             per_class[table.names[c - 1]] = {"gt_share": 100 * float(share[c]), "ours_pq": val(ours_pq[c]),
                                              "labels_pq": val(labels_pq[c]), "ours_iou": val(ours_iou[c]),
                                              "labels_iou": val(labels_iou[c])}
+            if majority is not None:
+                per_class[table.names[c - 1]].update(majority_pq=val(majority_pq[c]), majority_iou=val(majority_iou[c]))
     cat = (lambda xs: torch.cat(xs) if xs else torch.tensor([float("nan")]))  # noqa: E731
     return Diagnostics(
         train_psnr=float(np.mean(train_psnrs)),
@@ -152,6 +190,7 @@ def diagnose(pipeline, data_root: Path, table: ClassTable, max_train_views: int 
         depth_abs_rel=float(cat(rel_err).mean()),
         fog_share=float(cat(fog).mean()),
         per_class=per_class,
+        label_majority=label_majority,
     )
 
 
@@ -159,7 +198,10 @@ def per_class_markdown(diag: Diagnostics) -> List[str]:
     def f(v: Optional[float]) -> str:
         return "-" if v is None else f"{v:.1f}"
 
-    lines = ["| class | share of test pixels % | labels PQ | ours PQ | labels IoU | ours IoU |", "|---|---|---|---|---|---|"]
+    majority = bool(diag.label_majority)
+    head = "| class | share of test pixels % | labels PQ | ours PQ | labels IoU | ours IoU |"
+    lines = [head + (" label majority PQ | label majority IoU |" if majority else ""), "|---|---|---|---|---|---|" + ("---|---|" if majority else "")]
     for name, d in sorted(diag.per_class.items(), key=lambda kv: -kv[1]["gt_share"]):
-        lines.append(f"| {name} | {d['gt_share']:.1f} | {f(d['labels_pq'])} | {f(d['ours_pq'])} | {f(d['labels_iou'])} | {f(d['ours_iou'])} |")
+        row = f"| {name} | {d['gt_share']:.1f} | {f(d['labels_pq'])} | {f(d['ours_pq'])} | {f(d['labels_iou'])} | {f(d['ours_iou'])} |"
+        lines.append(row + (f" {f(d.get('majority_pq'))} | {f(d.get('majority_iou'))} |" if majority else ""))
     return lines

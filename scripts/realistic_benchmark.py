@@ -4,7 +4,8 @@ Blender-rendered rooms under data/realistic/, with the diagnostics that tell geo
 Per scene it trains the CPU preset, scores the test views (both protocols; the targets are checked under
 panopticapi's, where void predictions count), scores them again during training (quality against training time),
 and computes the diagnostics of ``plift_nerfstudio/diagnostics.py``: train vs test PSNR, depth error, fog share,
-per-class PQ and IoU.
+per-class PQ and IoU, and the label majority (every true object given the class most training labels give it: what
+the labels' consensus allows).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PRESETS = {"panoptic-lifting-cpu": panoptic_lifting_cpu, "panoptic-lifting-lite"
 TARGET_MARGIN = 10.0
 TARGET_PSNR = 28.0
 TARGET_MINUTES = 30.0
+DEFAULT_SEED = 42  # nerfstudio's MachineConfig default
 
 
 @dataclass
@@ -40,6 +42,8 @@ class RealisticOptions:
     steps: Optional[int] = None
     progress_points: int = 5
     quick: bool = False
+    training_seeds: Tuple[int, ...] = (DEFAULT_SEED,)
+    """Training seeds: each room is trained once per seed (the spread says how far one run can be trusted)."""
 
 
 @dataclass
@@ -55,6 +59,13 @@ class SceneResult:
     """The run's min_segment_share: rendered segments under this share of the image are merged into neighbours."""
     unmerged: Dict[str, Optional[float]] = field(default_factory=dict)
     """Ours scored again with every rendered segment kept (min_segment_share 0): what the merging changes."""
+    seed: int = DEFAULT_SEED
+    """The training seed."""
+    label: str = ""
+    """The row's name in the tables: the scene, with the seed when a benchmark ran several."""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.scene
 
     def meets_targets(self) -> Dict[str, bool]:
         o, lab = self.ours, self.labels
@@ -80,14 +91,16 @@ def shipped_scenes(names: Tuple[str, ...] = ()) -> List[Path]:
     return found
 
 
-def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Console) -> SceneResult:
+def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Console, seed: int = DEFAULT_SEED) -> SceneResult:
     preset = PRESETS[opts.preset].config
     steps = opts.steps or preset.max_num_iterations
     rays = (512, 256) if opts.quick else None
-    config = run_config(preset, data, output_dir / "runs", f"realistic-{data.name}", steps=opts.steps, rays_per_batch=rays)
+    label = data.name if len(opts.training_seeds) == 1 else f"{data.name} seed {seed}"
+    name = f"realistic-{data.name}" + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
+    config = run_config(preset, data, output_dir / "runs", name, steps=opts.steps, rays_per_batch=rays, seed=seed)
     config.logging.local_writer.enable = False
     marks = [round(steps * (k + 1) / opts.progress_points) for k in range(opts.progress_points - 1)]
-    console.print(f"[bold]training[/] {opts.preset} on {data.name} ({steps} steps; scoring at steps {marks})")
+    console.print(f"[bold]training[/] {opts.preset} on {data.name}, seed {seed} ({steps} steps; scoring at steps {marks})")
     result = train_and_evaluate(config, progress_steps=marks)
     flat = flat_metrics(result.evaluation)
     ours = {k: v for k, v in flat.items() if not k.startswith("labels_")}
@@ -104,8 +117,8 @@ def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Con
     progress.append({"step": steps, "minutes": result.train_seconds / 60, "scene_pq": ours["panopticapi_scene_pq"],
                      "pq": ours["panopticapi_pq"], "miou": ours["panopticapi_miou"], "psnr": ours["psnr"]})
     row = SceneResult(data.name, ours, labels, result.train_seconds / 60, asdict(diag), progress, str(result.config_path),
-                      share, unmerged)
-    console.print(f"  {data.name}: ours PQscene {ours['panopticapi_scene_pq']:.1f} PQ {ours['panopticapi_pq']:.1f} "
+                      share, unmerged, seed, label)
+    console.print(f"  {label}: ours PQscene {ours['panopticapi_scene_pq']:.1f} PQ {ours['panopticapi_pq']:.1f} "
                   f"mIoU {ours['panopticapi_miou']:.1f} PSNR {ours['psnr']:.1f}; labels PQ {labels['panopticapi_pq']:.1f} "
                   f"mIoU {labels['panopticapi_miou']:.1f}; {row.train_minutes:.1f} min")
     return row
@@ -120,7 +133,7 @@ def main_table(rows: List[SceneResult], protocol: str) -> List[str]:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, lab = r.ours, r.labels
-        lines.append(f"| {r.scene} | {f1(lab[f'{protocol}_pq'])} | {f1(lab[f'{protocol}_miou'])} | {f1(o[f'{protocol}_scene_pq'])} | "
+        lines.append(f"| {r.label} | {f1(lab[f'{protocol}_pq'])} | {f1(lab[f'{protocol}_miou'])} | {f1(o[f'{protocol}_scene_pq'])} | "
                      f"{f1(o[f'{protocol}_pq'])} | {f1(o[f'{protocol}_miou'])} | {f1(o['psnr'])} | {r.train_minutes:.1f} | "
                      f"{o[f'{protocol}_pq'] - lab[f'{protocol}_pq']:+.1f} | {o[f'{protocol}_miou'] - lab[f'{protocol}_miou']:+.1f} |")
     return lines
@@ -130,16 +143,20 @@ def targets_table(rows: List[SceneResult]) -> List[str]:
     names = list(rows[0].meets_targets()) if rows else []
     lines = ["| scene | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for r in rows:
-        lines.append(f"| {r.scene} | " + " | ".join("yes" if ok else "**no**" for ok in r.meets_targets().values()) + " |")
+        lines.append(f"| {r.label} | " + " | ".join("yes" if ok else "**no**" for ok in r.meets_targets().values()) + " |")
     return lines
 
 
 def diagnostics_table(rows: List[SceneResult]) -> List[str]:
-    lines = ["| scene | train PSNR | test PSNR | depth median error cm | depth abs rel | fog share % |", "|---|---|---|---|---|---|"]
+    lines = ["| scene | train PSNR | test PSNR | depth median error cm | depth abs rel | fog share % | "
+             "label majority PQscene / PQ / mIoU | ours PQscene / PQ / mIoU |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        d = r.diagnostics
-        lines.append(f"| {r.scene} | {d['train_psnr']:.1f} | {d['test_psnr']:.1f} | {100 * d['depth_median_abs_error_m']:.1f} | "
-                     f"{d['depth_abs_rel']:.3f} | {100 * d['fog_share']:.1f} |")
+        d, o = r.diagnostics, r.ours
+        m = d.get("label_majority") or {}
+        lines.append(f"| {r.label} | {d['train_psnr']:.1f} | {d['test_psnr']:.1f} | {100 * d['depth_median_abs_error_m']:.1f} | "
+                     f"{d['depth_abs_rel']:.3f} | {100 * d['fog_share']:.1f} | "
+                     f"{f1(m.get('scene_pq'))} / {f1(m.get('pq'))} / {f1(m.get('miou'))} | "
+                     f"{f1(o['panopticapi_scene_pq'])} / {f1(o['panopticapi_pq'])} / {f1(o['panopticapi_miou'])} |")
     return lines
 
 
@@ -148,8 +165,26 @@ def merging_table(rows: List[SceneResult]) -> List[str]:
              "|---|---|---|---|---|"]
     for r in rows:
         o, u = r.ours, r.unmerged
-        lines.append(f"| {r.scene} | {100 * r.min_segment_share:.2f} | " + " | ".join(
+        lines.append(f"| {r.label} | {100 * r.min_segment_share:.2f} | " + " | ".join(
             f"{f1(o[f'panopticapi_{k}'])} / {f1(u.get(f'panopticapi_{k}'))}" for k in ("scene_pq", "pq", "miou")) + " |")
+    return lines
+
+
+def seeds_table(rows: List[SceneResult]) -> List[str]:
+    """Per scene over its training seeds: the margins over the labels (mean, lowest, highest) and PQscene."""
+    lines = ["| scene | seeds | ΔPQ mean (min..max) | ΔmIoU mean (min..max) | PQscene mean (min..max) | PSNR min |",
+             "|---|---|---|---|---|---|"]
+
+    def spread(values: List[float]) -> str:
+        return f"{sum(values) / len(values):+.1f} ({min(values):+.1f}..{max(values):+.1f})"
+
+    for scene in dict.fromkeys(r.scene for r in rows):
+        runs = [r for r in rows if r.scene == scene]
+        dpq = [r.ours["panopticapi_pq"] - r.labels["panopticapi_pq"] for r in runs]
+        dmiou = [r.ours["panopticapi_miou"] - r.labels["panopticapi_miou"] for r in runs]
+        spq = [r.ours["panopticapi_scene_pq"] for r in runs]
+        lines.append(f"| {scene} | {', '.join(str(r.seed) for r in runs)} | {spread(dpq)} | {spread(dmiou)} | "
+                     f"{sum(spq) / len(spq):.1f} ({min(spq):.1f}..{max(spq):.1f}) | {min(r.ours['psnr'] for r in runs):.1f} |")
     return lines
 
 
@@ -157,7 +192,7 @@ def progress_table(rows: List[SceneResult]) -> List[str]:
     lines = ["| scene | step | train min | PQscene | PQ | mIoU | PSNR |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         for p in r.progress:
-            lines.append(f"| {r.scene} | {p['step']} | {p['minutes']:.1f} | {f1(p['scene_pq'])} | {f1(p['pq'])} | {f1(p['miou'])} | {f1(p['psnr'])} |")
+            lines.append(f"| {r.label} | {p['step']} | {p['minutes']:.1f} | {f1(p['scene_pq'])} | {f1(p['pq'])} | {f1(p['miou'])} | {f1(p['psnr'])} |")
     return lines
 
 
@@ -170,8 +205,8 @@ def progress_picture(rows: List[SceneResult], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     for k, r in enumerate(rows):
         colour = f"C{k}"
-        ax.plot([p["minutes"] for p in r.progress], [p["scene_pq"] for p in r.progress], "o-", color=colour, label=f"{r.scene} ours PQscene")
-        ax.axhline(r.labels["panopticapi_pq"], color=colour, ls="--", lw=1, label=f"{r.scene} labels PQ")
+        ax.plot([p["minutes"] for p in r.progress], [p["scene_pq"] for p in r.progress], "o-", color=colour, label=f"{r.label} ours PQscene")
+        ax.axhline(r.labels["panopticapi_pq"], color=colour, ls="--", lw=1, label=f"{r.label} labels PQ")
     ax.set_xlabel("training minutes (2 CPU cores)")
     ax.set_ylabel("% (panopticapi protocol)")
     ax.legend(fontsize=6)
@@ -187,27 +222,32 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
     scenes = shipped_scenes(opts.scenes)
     if opts.quick:
         scenes = scenes[:1]
-        opts = RealisticOptions(scenes=opts.scenes, preset=opts.preset, steps=opts.steps or 200, progress_points=2, quick=True)
+        opts = RealisticOptions(scenes=opts.scenes, preset=opts.preset, steps=opts.steps or 200, progress_points=2, quick=True,
+                                training_seeds=opts.training_seeds)
     start = time.perf_counter()
     rows = []
-    for data in scenes:  # results.json after every room, so a long run that is stopped keeps what it measured
-        rows.append(run_scene(opts, data, output_dir, console))
-        (output_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    for data in scenes:  # results.json after every run, so a long benchmark that is stopped keeps what it measured
+        for seed in opts.training_seeds:
+            rows.append(run_scene(opts, data, output_dir, console, seed))
+            (output_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
     head = (f"{opts.preset}, {opts.steps or PRESETS[opts.preset].config.max_num_iterations} steps, shipped realistic "
-            "scenes (48 training / 12 test views of 192x144); test views against ground truth, PQ/mIoU in %")
+            "scenes (48 training / 12 test views of 192x144); test views against ground truth, PQ/mIoU in %; "
+            f"training seed(s) {', '.join(map(str, opts.training_seeds))}")
     md = ["# Realistic rooms: 2D labels vs ours", "", head, ""]
     for protocol in ("panopticapi", "paper"):
         t = main_table(rows, protocol)
         md += [f"## {protocol} protocol", "", *t, ""]
         print_table(console, f"Realistic rooms ({protocol} protocol): 2D labels vs ours", t)
-    sections = [("Targets (panopticapi protocol)", targets_table(rows)), ("Diagnostics", diagnostics_table(rows)),
+    sections = [("Targets (panopticapi protocol)", targets_table(rows)),
+                *([("Over training seeds (panopticapi)", seeds_table(rows))] if len(opts.training_seeds) > 1 else []),
+                ("Diagnostics", diagnostics_table(rows)),
                 ("Small rendered segments merged vs all kept (ours, panopticapi)", merging_table(rows)),
                 ("PQscene against training time (panopticapi)", progress_table(rows))]
     for title, t in sections:
         md += [f"## {title}", "", *t, ""]
         print_table(console, title, t)
     for r in rows:
-        md += [f"## Per class: {r.scene}", "", *per_class_markdown(Diagnostics(**r.diagnostics)), ""]
+        md += [f"## Per class: {r.label}", "", *per_class_markdown(Diagnostics(**r.diagnostics)), ""]
     progress_picture(rows, output_dir / "pqscene_vs_time.png")
     (output_dir / "results.md").write_text("\n".join(md))
     (output_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
