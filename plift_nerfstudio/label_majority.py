@@ -4,9 +4,11 @@ machine labels, painted onto the test views' true objects (benchmarks; needs per
 Lifting fits the training views' labels, so for every object it converges towards what most of those labels say.
 Where most training labels call a shelf "cabinet", a lifted field that fits them says "cabinet" too, even when the
 test views' own labels happen to be right. The label-majority maps score a field that had every object's shape and
-identity exactly right and took each object's class from the training labels' vote: segmentation quality beyond it
-needs more than the labels' consensus (priors, better labels); quality below it is the lifting's own loss (geometry,
-capacity, training).
+identity exactly right and took each object's class from the training labels' pixel vote. They are a reference, not
+a bound: a field votes per point, not per object, so parts of one object can take different classes (books on a
+shelf that most views call "shelves" can still come out as books where the close-ups see them). A class the
+majority gets wrong is one where the labels' consensus is wrong; a class it gets right and ours does not is one the
+lifting lost (geometry, capacity, training, small segments).
 """
 
 from __future__ import annotations
