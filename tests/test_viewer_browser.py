@@ -224,7 +224,12 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     time.sleep(3)
     browser.save_screenshot(str(shots / "viewer_selected_panoptic.png"))
     click_button(browser, "Hide (delete)")
-    wait_until(lambda: "hidden:" in (field(browser, "Status").get_attribute("value") or ""), 30, "the deletion")
+    # 60 s as for the selection: the panel answers once the viewer's thread has applied the edit
+    status = lambda: field(browser, "Status").get_attribute("value") or ""  # noqa: E731
+    try:
+        wait_until(lambda: "hidden:" in status(), 60, "the deletion")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; the panel's status says {status()!r}") from err
     time.sleep(4)  # the render updates (how much of the object goes depends on how well the tiny run learnt it; the
     # hand-made field's tests and scripts/benchmark_editing.py check that deleted objects vanish)
     browser.save_screenshot(str(shots / "viewer_hidden.png"))
