@@ -32,14 +32,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(condition, timeout: float, what: str):
+def wait_until(condition, timeout: float, what: str, state=None):
+    """Poll ``condition`` until it is truthy; on timeout, fail naming ``what`` and adding ``state()`` (if given): what
+    the page or the server showed then."""
     end = time.time() + timeout
     while time.time() < end:
         value = condition()
         if value:
             return value
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    seen = f"; {state()}" if state is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
 
 
 @pytest.fixture
@@ -95,6 +98,16 @@ return box.querySelector('input');"""
 
 def field(driver, label: str):
     return driver.execute_script(FIELD_SCRIPT, label)
+
+
+def panel_status(driver) -> str:
+    """What the panel's Status box says now."""
+    return field(driver, "Status").get_attribute("value") or ""
+
+
+def status_report(driver):
+    """For ``wait_until``'s ``state``: the panel's status when a wait times out."""
+    return lambda: f"the panel's status says {panel_status(driver)!r}"
 
 
 def set_number(driver, label: str, value: int) -> None:
@@ -190,8 +203,8 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
         set_number(browser, "Training view", index)
         time.sleep(1)
         click_button(browser, "Go to training view")
-        wait_until(lambda: f"at training view {index}" in (field(browser, "Status").get_attribute("value") or ""), 30,
-                   f"the camera to move to training view {index}")
+        wait_until(lambda: f"at training view {index}" in panel_status(browser), 30,
+                   f"the camera to move to training view {index}", status_report(browser))
         time.sleep(3)  # the render from there arrives
         try:
             found = wait_until(saturated, 30, "thing instances in the instances output")
@@ -210,8 +223,8 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     pick = np.argmin(np.abs(xs[patch] - np.median(xs[patch])) + np.abs(ys[patch] - np.median(ys[patch])))
     x, y = int(xs[patch][pick]) + left, int(ys[patch][pick]) + top
     click_button(browser, "Select an object (then click it)")
-    wait_until(lambda: "click an object" in (field(browser, "Status").get_attribute("value") or ""), 30,
-               "the panel to wait for a click")
+    wait_until(lambda: "click an object" in panel_status(browser), 30, "the panel to wait for a click",
+               status_report(browser))
     time.sleep(1.0)
     click_at(browser, x, y)
     selected = wait_until(lambda: (field(browser, "Selected").get_attribute("value") or "").replace("nothing selected", ""),
@@ -225,25 +238,18 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     browser.save_screenshot(str(shots / "viewer_selected_panoptic.png"))
     click_button(browser, "Hide (delete)")
     # 60 s as for the selection: the panel answers once the viewer's thread has applied the edit
-    status = lambda: field(browser, "Status").get_attribute("value") or ""  # noqa: E731
-    try:
-        wait_until(lambda: "hidden:" in status(), 60, "the deletion")
-    except AssertionError as err:
-        raise AssertionError(f"{err}; the panel's status says {status()!r}") from err
+    wait_until(lambda: "hidden:" in panel_status(browser), 60, "the deletion", status_report(browser))
     time.sleep(4)  # the render updates (how much of the object goes depends on how well the tiny run learnt it; the
     # hand-made field's tests and scripts/benchmark_editing.py check that deleted objects vanish)
     browser.save_screenshot(str(shots / "viewer_hidden.png"))
 
     # the server's side: the edit list it saves holds the deletion of the selected instance
     click_button(browser, "Save edit list")
-    try:
-        saved = wait_until(lambda: (workdir / "edits.json").is_file() and workdir / "edits.json", 60, "edits.json")
-    except AssertionError as err:
-        status = field(browser, "Status").get_attribute("value")
-        log = (workdir / "ns-viewer.log").read_text()[-3000:]
-        raise AssertionError(f"{err}; the panel's status: {status!r}; ns-viewer's log ends: {log}") from None
+    saved = wait_until(lambda: (workdir / "edits.json").is_file() and workdir / "edits.json", 60, "edits.json",
+                       lambda: f"{status_report(browser)()}; ns-viewer's log ends: "
+                               f"{(workdir / 'ns-viewer.log').read_text()[-3000:]}")
     data = json.loads(saved.read_text())
     assert data["version"] == 1
     assert data["edits"] == [{"op": "delete", "instance_id": instance_id, "class": class_name}]
-    status = field(browser, "Status").get_attribute("value")
+    status = panel_status(browser)
     assert "saved 1 edits" in status, status
