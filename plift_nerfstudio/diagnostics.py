@@ -5,9 +5,10 @@
 - fog share: the share of each test ray's rendered weight that lies more than ``FOG_MARGIN`` in front of the true
   surface (density floating in free space; segmentation rendered there bleeds into everything behind it);
 - per-class PQ and IoU of ours and of the 2D labels (which classes the lifting loses or wins);
-- the label majority (``label_majority``; scenes with true object ids): every true object given the class most of the
-  training views' labels give it, scored on the test views. Lifting fits the training labels, so a class that the
-  majority gets wrong is one the labels' consensus gets wrong, not one the lifting lost;
+- the label majority (``label_majority``; scenes with true object ids): every true object given the class the
+  training views' labels vote for as the semantic loss weighs them (confidence times class distribution), scored on
+  the test views. Lifting fits the training labels, so a class that the majority gets wrong is one the labels'
+  consensus gets wrong, not one the lifting lost;
 - PQscene against training time comes from evaluating the checkpoints a run kept (scripts/benchmark_quality.py).
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import cv2
 import numpy as np
 import torch
 from jaxtyping import Float, Int
@@ -25,8 +27,8 @@ from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.label_majority import majority_panoptic_maps, object_majority_classes
-from plift_nerfstudio.labels.frame_labels import read_label_png
+from plift_nerfstudio.label_majority import majority_of_votes, majority_panoptic_maps, object_class_votes
+from plift_nerfstudio.labels.frame_labels import CLASS_PROBS_KEY, SEMANTICS_KEY, read_class_probs, read_label_png
 from plift_nerfstudio.metrics import ClassCounts, frame_counts, protocol_scores
 
 FOG_MARGIN_M = 0.10
@@ -47,7 +49,8 @@ class Diagnostics:
     majority_pq, majority_iou where the scene has true object ids."""
     label_majority: Dict[str, Optional[float]] = field(default_factory=dict)
     """Test-view scores (panopticapi protocol: pq, scene_pq, miou) of the label-majority maps (every true object
-    given the class most training-view labels give it); empty when the scene has no true object ids."""
+    given the class the training views' labels vote for, weighted as the semantic loss weighs them); empty when the
+    scene has no true object ids."""
 
 
 def per_class_pq(counts: ClassCounts) -> np.ndarray:
@@ -81,15 +84,26 @@ def read_frame_maps(data_root: Path, frames: List[dict], key: str) -> Tensor:
 
 def label_majority_maps(data_root: Path, train_frames: List[dict], test_frames: List[dict], table: ClassTable):
     """The test views' label-majority class and instance maps (see ``plift_nerfstudio.label_majority``), voted by
-    the training frames' machine labels; None when the frames have no true object ids (``gt_objects_path``)."""
+    the training frames' machine labels as the semantic loss weighs them; None when the frames have no true object
+    ids (``gt_objects_path``)."""
     if not all("gt_objects_path" in f for f in (*train_frames, *test_frames)):
         return None
     train_objects = read_frame_maps(data_root, train_frames, "gt_objects_path")
     test_objects = read_frame_maps(data_root, test_frames, "gt_objects_path")
     num_objects = int(max(train_objects.max(), test_objects.max()))
-    majority = object_majority_classes(train_objects, read_frame_maps(data_root, train_frames, "semantics_path"),
-                                       num_objects, table.num_classes)
-    return majority_panoptic_maps(test_objects, majority, table.thing_ids)
+    votes = torch.zeros(num_objects + 1, table.num_classes + 1, dtype=torch.float64)
+    for frame, objects in zip(train_frames, train_objects):
+        classes = torch.from_numpy(read_label_png(data_root / frame[SEMANTICS_KEY]).astype(np.int64))
+        probs = confidence = None
+        if frame.get(CLASS_PROBS_KEY):
+            h, w = objects.shape
+            probs_np, confidence_np = read_class_probs(data_root / frame[CLASS_PROBS_KEY], table.num_classes, (h, w))
+            # the loss reads the (usually smaller) probability maps at the nearest cell of each pixel
+            probs = torch.from_numpy(cv2.resize(probs_np.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+                                     .reshape(h, w, table.num_classes))
+            confidence = torch.from_numpy(cv2.resize(confidence_np.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST))
+        votes += object_class_votes(objects, classes, num_objects, table.num_classes, probs, confidence)
+    return majority_panoptic_maps(test_objects, majority_of_votes(votes), table.thing_ids)
 
 
 def psnr(a: Tensor, b: Tensor) -> float:

@@ -4,8 +4,8 @@ Blender-rendered rooms under data/realistic/, with the diagnostics that tell geo
 Per scene it trains the CPU preset, scores the test views (both protocols; the targets are checked under
 panopticapi's, where void predictions count), scores them again during training (quality against training time),
 and computes the diagnostics of ``plift_nerfstudio/diagnostics.py``: train vs test PSNR, depth error, fog share,
-per-class PQ and IoU, and the label majority (every true object given the class most training labels give it: what
-the labels' consensus allows).
+per-class PQ and IoU, and the label majority (every true object given the class the training labels vote for, weighed
+as the semantic loss weighs them: what the labels' consensus allows).
 """
 
 from __future__ import annotations

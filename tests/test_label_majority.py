@@ -1,9 +1,9 @@
-"""The label-majority diagnostic: each true object takes the class most training labels give it."""
+"""The label-majority diagnostic: each true object takes the class the training labels vote for."""
 
 import pytest
 import torch
 
-from plift_nerfstudio.label_majority import majority_panoptic_maps, object_majority_classes
+from plift_nerfstudio.label_majority import majority_of_votes, majority_panoptic_maps, object_class_votes, object_majority_classes
 
 
 def test_each_object_takes_its_majority_class_and_void_does_not_vote():
@@ -41,3 +41,26 @@ def test_bad_ids_are_refused():
         object_majority_classes(torch.tensor([[[1]]]), torch.tensor([[[9]]]), num_objects=3, num_classes=4)
     with pytest.raises(ValueError, match="shape"):
         object_majority_classes(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 3, dtype=torch.long), 1, 1)
+
+
+def test_the_loss_vote_weighs_confidence_and_distribution_not_pixel_counts():
+    """Three unsure pixels say class 1 (half of their mass on class 2), two sure ones say class 2: one vote per pixel
+    gives class 1, the semantic loss's weighting (confidence x distribution) gives class 2. A void-labelled pixel
+    does not vote whatever its distribution says."""
+    objects = torch.tensor([[1, 1, 1, 1, 1, 1]])
+    labels = torch.tensor([[1, 1, 1, 2, 2, 0]])
+    probs = torch.tensor([[[0.5, 0.45, 0.05]] * 3 + [[0.1, 0.9, 0.0]] * 2 + [[0.0, 0.0, 1.0]]])
+    confidence = torch.tensor([[0.5, 0.5, 0.5, 1.0, 1.0, 1.0]])
+    assert majority_of_votes(object_class_votes(objects, labels, 1, 3)).tolist() == [0, 1]
+    votes = object_class_votes(objects, labels, 1, 3, probs, confidence)
+    assert torch.allclose(votes[1], torch.tensor([0.0, 0.95, 2.475, 0.075], dtype=torch.float64))
+    assert majority_of_votes(votes).tolist() == [0, 2]
+    # the votes of several frames add up: a third frame of sure class-1 pixels turns the object back
+    more = object_class_votes(torch.ones(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.long), 1, 3)
+    assert majority_of_votes(votes + more).tolist() == [0, 1]
+
+
+def test_a_distribution_of_the_wrong_size_is_refused():
+    with pytest.raises(ValueError, match="class distributions"):
+        object_class_votes(torch.ones(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.long), 1, 3,
+                           torch.full((1, 2, 4), 0.25), torch.ones(1, 2))
