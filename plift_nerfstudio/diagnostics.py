@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import cv2
 import numpy as np
 import torch
 from jaxtyping import Float, Int
@@ -28,7 +27,8 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.label_majority import majority_of_votes, majority_panoptic_maps, object_class_votes
-from plift_nerfstudio.labels.frame_labels import CLASS_PROBS_KEY, SEMANTICS_KEY, read_class_probs, read_label_png
+from plift_nerfstudio.labels.frame_labels import read_label_png
+from plift_nerfstudio.labels.store import PanopticLabelStore
 from plift_nerfstudio.metrics import ClassCounts, frame_counts, protocol_scores
 
 FOG_MARGIN_M = 0.10
@@ -82,27 +82,24 @@ def read_frame_maps(data_root: Path, frames: List[dict], key: str) -> Tensor:
     return torch.stack([torch.from_numpy(read_label_png(data_root / f[key]).astype(np.int64)) for f in frames])
 
 
-def label_majority_maps(data_root: Path, train_frames: List[dict], test_frames: List[dict], table: ClassTable):
+def label_majority_maps(data_root: Path, labels: PanopticLabelStore, train_frames: List[dict], test_frames: List[dict],
+                        table: ClassTable):
     """The test views' label-majority class and instance maps (see ``plift_nerfstudio.label_majority``), voted by
-    the training frames' machine labels as the semantic loss weighs them; None when the frames have no true object
-    ids (``gt_objects_path``)."""
+    the training frames' machine labels read as the semantic loss reads them (``labels``, the training label store:
+    frame i is ``train_frames[i]``); None when the frames have no true object ids (``gt_objects_path``)."""
     if not all("gt_objects_path" in f for f in (*train_frames, *test_frames)):
         return None
     train_objects = read_frame_maps(data_root, train_frames, "gt_objects_path")
     test_objects = read_frame_maps(data_root, test_frames, "gt_objects_path")
     num_objects = int(max(train_objects.max(), test_objects.max()))
+    h, w = train_objects.shape[1:]
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     votes = torch.zeros(num_objects + 1, table.num_classes + 1, dtype=torch.float64)
-    for frame, objects in zip(train_frames, train_objects):
-        classes = torch.from_numpy(read_label_png(data_root / frame[SEMANTICS_KEY]).astype(np.int64))
-        probs = confidence = None
-        if frame.get(CLASS_PROBS_KEY):
-            h, w = objects.shape
-            probs_np, confidence_np = read_class_probs(data_root / frame[CLASS_PROBS_KEY], table.num_classes, (h, w))
-            # the loss reads the (usually smaller) probability maps at the nearest cell of each pixel
-            probs = torch.from_numpy(cv2.resize(probs_np.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
-                                     .reshape(h, w, table.num_classes))
-            confidence = torch.from_numpy(cv2.resize(confidence_np.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST))
-        votes += object_class_votes(objects, classes, num_objects, table.num_classes, probs, confidence)
+    for index, objects in enumerate(train_objects):
+        pixels = torch.stack([torch.full_like(rows, index), rows, cols], dim=-1).view(-1, 3)
+        seen = labels.gather(pixels)
+        votes += object_class_votes(objects, seen["semantics"].view(h, w).cpu(), num_objects, table.num_classes,
+                                    seen["class_probs"].view(h, w, -1).cpu(), seen["confidence"].view(h, w).cpu())
     return majority_panoptic_maps(test_objects, majority_of_votes(votes), table.thing_ids)
 
 
@@ -171,7 +168,7 @@ def diagnose(pipeline, data_root: Path, table: ClassTable, max_train_views: int 
     ps, pi, gs, gi = (torch.stack(x) for x in (pred_sem, pred_inst, gt_sem, gt_inst))
     test_frames = [by_name[Path(name).name] for name in dataset.image_filenames]
     train_frames = [by_name[Path(name).name] for name in train.image_filenames]
-    majority = label_majority_maps(data_root, train_frames, test_frames, table)
+    majority = label_majority_maps(data_root, dm.labels, train_frames, test_frames, table)
     majority_pq = majority_iou = np.full(n + 1, np.nan)
     label_majority: Dict[str, Optional[float]] = {}
     if majority is not None:

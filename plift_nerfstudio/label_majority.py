@@ -73,20 +73,6 @@ def majority_of_votes(votes: Float[Tensor, "O1 C1"]) -> Int[Tensor, "O1"]:
     return majority
 
 
-def object_majority_classes(
-    objects_nhw: Int[Tensor, "N H W"], label_classes_nhw: Int[Tensor, "N H W"], num_objects: int, num_classes: int
-) -> Int[Tensor, "O"]:
-    """Per object id 0..num_objects: the class most of its labelled pixels carry (one vote per pixel; void labels do
-    not vote). ``objects_nhw`` holds true object ids (0 = no object), ``label_classes_nhw`` the machine labels'
-    class ids (0 = void). An object whose every pixel is void-labelled, or that never appears, gets class 0; so does
-    object 0. Ties go to the lower class id."""
-    if objects_nhw.shape != label_classes_nhw.shape:
-        raise ValueError(f"object ids {tuple(objects_nhw.shape)} and label classes {tuple(label_classes_nhw.shape)} differ in shape")
-    return majority_of_votes(object_class_votes(objects_nhw.reshape(-1, objects_nhw.shape[-1]),
-                                                label_classes_nhw.reshape(-1, label_classes_nhw.shape[-1]),
-                                                num_objects, num_classes))
-
-
 def majority_panoptic_maps(
     objects_nhw: Int[Tensor, "N H W"], majority_o: Int[Tensor, "O"], thing_class_ids: Sequence[int]
 ) -> Tuple[Int[Tensor, "N H W"], Int[Tensor, "N H W"]]:

