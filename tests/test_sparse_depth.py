@@ -207,3 +207,21 @@ def test_the_cpu_preset_refuses_a_dataset_without_points_and_says_how_to_make_th
     config.pipeline.datamanager.dataparser.data = tiny_scene_dir
     with pytest.raises(FileNotFoundError, match=r"plift-sparse-depth --data .*sparse-depth-num-rays 0"):
         config.pipeline.datamanager.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+
+
+@pytest.mark.skipif(NO_COLMAP, reason="COLMAP is not installed (scripts/setup_capture.sh installs it)")
+def test_too_few_features_say_why_and_keep_colmaps_log(tiny_scene_copy: Path) -> None:
+    """48x36 frames give COLMAP almost no features: the error says so and names a log that still exists;
+    no points file is written."""
+    import re
+
+    from plift_nerfstudio.cli.sparse_depth import SparseDepthOptions, main
+    from plift_nerfstudio.sparse_depth.colmap_triangulation import ColmapError
+
+    with pytest.raises(ColmapError, match="too few features") as caught:
+        main(SparseDepthOptions(data=tiny_scene_copy))
+    assert "48x36" in str(caught.value)
+    log = Path(re.search(r"log: (\S+?)\)", str(caught.value)).group(1))
+    assert log.is_file() and "feature_extractor" in log.read_text()
+    assert not (tiny_scene_copy / SPARSE_DEPTH_FILE).exists()
+    shutil.rmtree(log.parent)

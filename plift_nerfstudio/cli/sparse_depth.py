@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,19 +87,21 @@ def main(options: SparseDepthOptions) -> None:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
     matcher = options.matcher if options.matcher != "auto" else ("exhaustive" if len(images) <= 150 else "sequential")
     CONSOLE.print(f"{len(images)} training images of {data_dir}; COLMAP matcher: {matcher}")
-    with tempfile.TemporaryDirectory(prefix="plift-sparse-depth-") as work:
-        with CONSOLE.status("COLMAP") as status:
-            points = triangulate_known_poses(images, Path(work), matcher=matcher, use_gpu=options.use_gpu,
-                                             on_stage=lambda stage: status.update(f"COLMAP: {stage}"))
-        kept = points.filtered(options.max_reprojection_error, options.min_track_length)
-        if kept.num_points == 0:
-            raise ValueError(f"{data_dir}: COLMAP triangulated {points.num_points} points, none with error <= "
-                             f"{options.max_reprojection_error} px seen by >= {options.min_track_length} images")
-        settings = {"matcher": matcher, "max_reprojection_error": options.max_reprojection_error,
-                    "min_track_length": options.min_track_length, "triangulated_points": points.num_points}
-        partial = output.with_name("points.partial.npz")  # beside the file, so the replace is atomic
-        save_sparse_depth(partial, kept, settings)
-        os.replace(partial, output)
+    # COLMAP's workspace is removed once the points are read, and kept when a step fails: its log is the diagnosis
+    work = Path(tempfile.mkdtemp(prefix="plift-sparse-depth-"))
+    with CONSOLE.status("COLMAP") as status:
+        points = triangulate_known_poses(images, work, matcher=matcher, use_gpu=options.use_gpu,
+                                         on_stage=lambda stage: status.update(f"COLMAP: {stage}"))
+    shutil.rmtree(work)
+    kept = points.filtered(options.max_reprojection_error, options.min_track_length)
+    if kept.num_points == 0:
+        raise ValueError(f"{data_dir}: COLMAP triangulated {points.num_points} points, none with error <= "
+                         f"{options.max_reprojection_error} px seen by >= {options.min_track_length} images")
+    settings = {"matcher": matcher, "max_reprojection_error": options.max_reprojection_error,
+                "min_track_length": options.min_track_length, "triangulated_points": points.num_points}
+    partial = output.with_name("points.partial.npz")  # beside the file, so the replace is atomic
+    save_sparse_depth(partial, kept, settings)
+    os.replace(partial, output)
     per_frame = np.array(list(kept.observations_per_frame().values()))
     CONSOLE.print(f"Wrote {output}: {kept.num_points} points (of {points.num_points} triangulated), "
                   f"{kept.num_observations} observations; per training image median {np.median(per_frame):.0f}, "

@@ -61,7 +61,9 @@ def _run(step: str, arguments: Sequence[str], log: Path) -> None:
     with log.open("a") as stream:
         stream.write(f"$ colmap {step} {' '.join(arguments)}\n{result.stdout}\n{result.stderr}\n")
     if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        lines = [line for line in (result.stderr or result.stdout).strip().splitlines()
+                 if not line.lstrip().startswith("@") and "stack trace" not in line]  # glog's stack: no help here
+        tail = "\n".join(lines[-5:])
         raise ColmapError(f"colmap {step} failed (exit {result.returncode}; full log: {log}):\n{tail}")
 
 
@@ -137,14 +139,39 @@ def triangulate_known_poses(
     (known / "images.txt").write_text("\n".join(image_lines) + "\n")
     (known / "points3D.txt").write_text("")
 
-    announce("triangulating points with the poses fixed")
-    _run("point_triangulator", [
-        "--database_path", str(database), "--image_path", str(image_dir), "--input_path", str(known),
-        "--output_path", str(triangulated),
-        "--Mapper.ba_refine_focal_length", "0", "--Mapper.ba_refine_principal_point", "0",
-        "--Mapper.ba_refine_extra_params", "0",
-    ], log)
+    pairs, inliers = verified_matches(database)
+    sizes = ", ".join(f"{w}x{h}" for w, h in sorted({(image.width, image.height) for image in images}))
+    few_features = (f"{len(images)} training images ({sizes} pixels) gave {keypoint_count(database)} SIFT features "
+                    f"and {pairs} image pairs with verified matches ({inliers} matches in all): images this small, "
+                    f"blurred or textureless give too few features to triangulate; use full-resolution frames")
+    if pairs == 0:
+        raise ColmapError(f"COLMAP found nothing to triangulate: {few_features} (log: {log})")
+    announce(f"triangulating points with the poses fixed ({pairs} matched image pairs, {inliers} matches)")
+    try:
+        _run("point_triangulator", [
+            "--database_path", str(database), "--image_path", str(image_dir), "--input_path", str(known),
+            "--output_path", str(triangulated),
+            "--Mapper.ba_refine_focal_length", "0", "--Mapper.ba_refine_principal_point", "0",
+            "--Mapper.ba_refine_extra_params", "0",
+        ], log)
+    except ColmapError as error:
+        if pairs >= len(images):  # plenty of matches: COLMAP's own failure, as it said
+            raise
+        raise ColmapError(f"{error}\nLikely cause: {few_features}") from error
     return _observations(triangulated, {name: image.name for image, name in zip(images, colmap_names)})
+
+
+def verified_matches(database: Path) -> Tuple[int, int]:
+    """Image pairs of COLMAP's database with geometrically verified matches, and those matches in all."""
+    with sqlite3.connect(database) as connection:
+        pairs, matches = connection.execute("SELECT COUNT(*), COALESCE(SUM(rows), 0) FROM two_view_geometries "
+                                            "WHERE rows > 0").fetchone()
+    return int(pairs), int(matches)
+
+
+def keypoint_count(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        return int(connection.execute("SELECT COALESCE(SUM(rows), 0) FROM keypoints").fetchone()[0])
 
 
 def _observations(model_dir: Path, frame_name_of: Dict[str, str]) -> SparseDepthPoints:
