@@ -14,7 +14,7 @@ import pytest
 
 from plift_nerfstudio.errors import BAD_INPUT_EXIT_CODE, CheckpointError
 from plift_nerfstudio.export.accuracy import stuff_scores, thing_scores
-from plift_nerfstudio.export.boxes import box_iou, obb_of
+from plift_nerfstudio.export.boxes import BOX_TRIM, box_iou, inside_extent, obb_of, robust_extent
 from plift_nerfstudio.export.crop import CropBox, model_bounds
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.export.groups import GroupKey, clean_groups, group_indices, select_instances
@@ -90,6 +90,27 @@ def test_oriented_box_of_a_turned_box_has_its_extent() -> None:
     assert len(obb["corners"]) == 8
     assert box_iou(np.zeros(3), np.ones(3), np.zeros(3), np.ones(3)) == pytest.approx(1.0)
     assert box_iou(np.zeros(3), np.ones(3), np.array([0.5, 0, 0]), np.array([1.5, 1, 1])) == pytest.approx(1 / 3)
+
+
+def test_a_few_stray_points_do_not_set_an_objects_box() -> None:
+    """A chair-sized box of 2000 points plus 8 strays up to 40 cm off: the manifest's box is the chair's, the box of
+    all points is not."""
+    rng = np.random.default_rng(5)
+    chair = rng.uniform([1.0, 2.0, 0.0], [1.5, 2.5, 0.9], (2000, 3))
+    strays = np.array([[1.25, 1.6, 0.4], [1.25, 2.9, 0.5], [0.6, 2.2, 0.3], [1.9, 2.3, 0.2],
+                       [1.2, 1.7, 0.6], [1.3, 2.8, 0.1], [0.7, 2.4, 0.5], [1.8, 2.1, 0.7]])
+    points = np.concatenate([chair, strays])
+    lo, hi = robust_extent(points)
+    assert box_iou(lo, hi, np.array([1.0, 2.0, 0.0]), np.array([1.5, 2.5, 0.9])) > 0.95
+    all_lo, all_hi = robust_extent(points, trim=0.0)
+    np.testing.assert_allclose(all_lo, points.min(0))
+    np.testing.assert_allclose(all_hi, points.max(0))
+    assert box_iou(all_lo, all_hi, np.array([1.0, 2.0, 0.0]), np.array([1.5, 2.5, 0.9])) < 0.4
+    assert np.all(inside_extent(points) <= hi + 1e-12) and len(inside_extent(points)) > 1900
+    obb = obb_of(inside_extent(points))
+    assert sorted(obb["extent"]) == pytest.approx([0.5, 0.5, 0.9], abs=0.05)
+    with pytest.raises(ValueError, match="box trim"):
+        robust_extent(points, trim=0.5)
 
 
 def test_crop_box_options_are_checked() -> None:
@@ -250,9 +271,11 @@ def test_point_cloud_export_opens_and_lies_in_the_dataset_frame(point_cloud_expo
         assert (vertex["class_id"] == entry["class_id"]).all()
         if entry["thing"]:
             assert (vertex["instance_id"] == entry["instance_id"]).all()
-            lo, hi = np.array(entry["aabb"]["min"]), np.array(entry["aabb"]["max"])
             xyz = np.stack([vertex[a] for a in "xyz"], 1)
+            lo, hi = np.array(entry["aabb_all_points"]["min"]), np.array(entry["aabb_all_points"]["max"])
             assert np.all(xyz >= lo - 1e-5) and np.all(xyz <= hi + 1e-5)
+            lo, hi = np.array(entry["aabb"]["min"]), np.array(entry["aabb"]["max"])  # without the outer 0.5% per end
+            assert np.all((xyz >= lo - 1e-5) & (xyz <= hi + 1e-5), axis=1).mean() >= 1 - 6 * BOX_TRIM - 1e-9
             np.testing.assert_allclose(entry["centroid"], xyz.mean(0), atol=1e-4)
     mesh_like = trimesh.load(point_cloud_export / "scene.ply")
     assert len(mesh_like.vertices) == len(scene.points)

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
-from plift_nerfstudio.export.boxes import aabb_of, obb_of
+from plift_nerfstudio.export.boxes import BOX_TRIM, aabb_of, inside_extent, obb_of
 from plift_nerfstudio.export.groups import GroupKey
 from plift_nerfstudio.export.output_folder import GENERATOR, MANIFEST_NAME
 from plift_nerfstudio.labels.class_table import ClassTable
@@ -18,6 +18,8 @@ from plift_nerfstudio.labels.class_table import ClassTable
 MANIFEST_VERSION = 1
 FRAME_NOTE = ("coordinates of the dataset (transforms.json, the COLMAP model ns-process-data made): nerfstudio's "
               "dataparser transform and scale are undone")
+BOXES_NOTE = (f"aabb and obb: boxes of an object's points (mesh vertices) without the outer {100 * BOX_TRIM:g}% at each "
+              f"end of each axis, so that a few stray points do not set them; aabb_all_points: the box of all of them")
 
 
 def object_entry(key: GroupKey, class_table: ClassTable, positions: np.ndarray, files: Dict[str, str],
@@ -25,7 +27,7 @@ def object_entry(key: GroupKey, class_table: ClassTable, positions: np.ndarray, 
     """Manifest entry of one group from its points or vertices [N, 3] in the dataset frame."""
     entry = {"instance_id": key.instance_id, "class_id": key.class_id, "class": class_table.names[key.class_id - 1],
              "thing": key.is_thing, **counts, "centroid": positions.mean(0).tolist(), "aabb": aabb_of(positions),
-             "obb": obb_of(positions), "files": files}
+             "aabb_all_points": aabb_of(positions, trim=0.0), "obb": obb_of(inside_extent(positions)), "files": files}
     if not key.is_thing:
         del entry["instance_id"]
     return entry
@@ -41,6 +43,7 @@ def manifest(kind: str, load_config: Path, step: int, frame: DatasetFrame, class
         "run": str(Path(load_config).resolve()),
         "step": step,
         "frame": FRAME_NOTE,
+        "boxes": BOXES_NOTE,
         "dataparser_transform": np.asarray(frame.transform).tolist(),
         "dataparser_scale": float(frame.scale),
         "crop": crop,
