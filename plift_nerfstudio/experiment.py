@@ -150,18 +150,37 @@ class DemoRunOptions:
     """Training steps when training."""
 
 
-def train_demo_run(out: Path, quick: bool, steps: int, experiment: str) -> Path:
-    """Train ``panoptic-lifting-lite`` on the moderate-noise demo scene written under ``out/scene`` (a 24-frame 64x48
-    small room in ``quick`` mode, 300 steps) and return the run's config.yml (the benchmarks' own run)."""
-    from plift_nerfstudio.method_config import panoptic_lifting_lite
+def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_depth: bool = False,
+                   seed: int = 42) -> Path:
+    """Train ``panoptic-lifting-lite`` on the moderate-noise demo scene written under ``out/scene`` (a 24-frame small
+    room in ``quick`` mode, 300 steps) and return the run's config.yml (the benchmarks' own run).
+
+    ``sparse_depth``: first triangulate the training images with COLMAP (plift-sparse-depth) and train with the
+    sparse depth loss at ``panoptic-lifting-cpu``'s settings; the quick scene is then 128x96, as COLMAP finds too few
+    features in 64x48 frames."""
+    from plift_nerfstudio.method_config import panoptic_lifting_cpu, panoptic_lifting_lite
     from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
     scene = out / "scene"
     if not (scene / "transforms.json").is_file():
-        size = dict(num_frames=24, width=64, height=48, scene="small-room", test_every=4) if quick else {}
+        size = dict(num_frames=24, width=128 if sparse_depth else 64, height=96 if sparse_depth else 48,
+                    scene="small-room", test_every=4) if quick else {}
         write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
+    model_overrides: Dict[str, Any] = {}
+    datamanager_overrides: Dict[str, Any] = {}
+    if sparse_depth:
+        from plift_nerfstudio.cli.sparse_depth import SparseDepthOptions
+        from plift_nerfstudio.cli.sparse_depth import main as triangulate
+        from plift_nerfstudio.sparse_depth.points import SPARSE_DEPTH_FILE
+
+        if not (scene / SPARSE_DEPTH_FILE).is_file():
+            triangulate(SparseDepthOptions(data=scene))
+        cpu = panoptic_lifting_cpu.config.pipeline
+        model_overrides["sparse_depth_loss_mult"] = cpu.model.sparse_depth_loss_mult  # type: ignore[attr-defined]
+        datamanager_overrides["sparse_depth_num_rays"] = cpu.datamanager.sparse_depth_num_rays  # type: ignore[attr-defined]
     steps = 300 if quick else steps
-    config = run_config(panoptic_lifting_lite.config, scene, out / "runs", experiment, steps=steps)
+    config = run_config(panoptic_lifting_lite.config, scene, out / "runs", experiment, steps=steps, seed=seed,
+                        model_overrides=model_overrides, datamanager_overrides=datamanager_overrides)
     config.max_num_iterations = steps
     config.steps_per_save = steps
     config.save_config()
