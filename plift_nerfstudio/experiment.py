@@ -12,7 +12,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from nerfstudio.engine.trainer import TrainerConfig
 
@@ -150,6 +150,22 @@ class DemoRunOptions:
     """Training steps when training."""
 
 
+def sparse_depth_overrides(data: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Model and datamanager options that add the sparse depth loss at ``panoptic-lifting-cpu``'s settings to another
+    preset; COLMAP first triangulates the dataset's training images (plift-sparse-depth) unless its points file
+    exists."""
+    from plift_nerfstudio.cli.sparse_depth import SparseDepthOptions
+    from plift_nerfstudio.cli.sparse_depth import main as triangulate
+    from plift_nerfstudio.method_config import panoptic_lifting_cpu
+    from plift_nerfstudio.sparse_depth.points import SPARSE_DEPTH_FILE
+
+    if not (data / SPARSE_DEPTH_FILE).is_file():
+        triangulate(SparseDepthOptions(data=data))
+    cpu = panoptic_lifting_cpu.config.pipeline
+    return ({"sparse_depth_loss_mult": cpu.model.sparse_depth_loss_mult},  # type: ignore[attr-defined]
+            {"sparse_depth_num_rays": cpu.datamanager.sparse_depth_num_rays})  # type: ignore[attr-defined]
+
+
 def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_depth: bool = False,
                    seed: int = 42) -> Path:
     """Train ``panoptic-lifting-lite`` on the moderate-noise demo scene written under ``out/scene`` (a 24-frame small
@@ -158,7 +174,7 @@ def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_d
     ``sparse_depth``: first triangulate the training images with COLMAP (plift-sparse-depth) and train with the
     sparse depth loss at ``panoptic-lifting-cpu``'s settings; the quick scene is then 128x96, as COLMAP finds too few
     features in 64x48 frames."""
-    from plift_nerfstudio.method_config import panoptic_lifting_cpu, panoptic_lifting_lite
+    from plift_nerfstudio.method_config import panoptic_lifting_lite
     from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
     scene = out / "scene"
@@ -166,18 +182,7 @@ def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_d
         size = dict(num_frames=24, width=128 if sparse_depth else 64, height=96 if sparse_depth else 48,
                     scene="small-room", test_every=4) if quick else {}
         write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
-    model_overrides: Dict[str, Any] = {}
-    datamanager_overrides: Dict[str, Any] = {}
-    if sparse_depth:
-        from plift_nerfstudio.cli.sparse_depth import SparseDepthOptions
-        from plift_nerfstudio.cli.sparse_depth import main as triangulate
-        from plift_nerfstudio.sparse_depth.points import SPARSE_DEPTH_FILE
-
-        if not (scene / SPARSE_DEPTH_FILE).is_file():
-            triangulate(SparseDepthOptions(data=scene))
-        cpu = panoptic_lifting_cpu.config.pipeline
-        model_overrides["sparse_depth_loss_mult"] = cpu.model.sparse_depth_loss_mult  # type: ignore[attr-defined]
-        datamanager_overrides["sparse_depth_num_rays"] = cpu.datamanager.sparse_depth_num_rays  # type: ignore[attr-defined]
+    model_overrides, datamanager_overrides = sparse_depth_overrides(scene) if sparse_depth else ({}, {})
     steps = 300 if quick else steps
     config = run_config(panoptic_lifting_lite.config, scene, out / "runs", experiment, steps=steps, seed=seed,
                         model_overrides=model_overrides, datamanager_overrides=datamanager_overrides)

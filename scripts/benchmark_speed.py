@@ -32,7 +32,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from plift_nerfstudio.experiment import run_config
+from plift_nerfstudio.experiment import run_config, sparse_depth_overrides
 from plift_nerfstudio.method_config import panoptic_lifting, panoptic_lifting_lite
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
@@ -62,11 +62,15 @@ class SpeedOptions:
     num_frames: int = 100
     width: int = 160
     height: int = 120
+    sparse_depth: bool = False
+    """Warm up with COLMAP's points of the training images (plift-sparse-depth) and the sparse depth loss at
+    panoptic-lifting-cpu's settings (needs colmap on PATH); the timed steps leave the depth rays out, as above."""
 
     def resolved(self) -> "SpeedOptions":
         if not self.quick:
             return self
-        return SpeedOptions(self.output_dir, True, self.rays, 300, 500, 3, None, 24, 64, 48)
+        size = (128, 96) if self.sparse_depth else (64, 48)  # COLMAP finds too few features in 64x48 frames
+        return SpeedOptions(self.output_dir, True, self.rays, 300, 500, 3, None, 24, *size, self.sparse_depth)
 
 
 def release_free_memory() -> None:
@@ -190,8 +194,9 @@ def median_seconds(fn: Callable[[], None], repeats: int, device: torch.device) -
 
 
 # exactly --rays rays per step, as TensoRF gets: the preset's extra thing rays for the instance loss (at most
-# instance_num_rays per step, fewer where an image has few thing pixels) are off here
-EQUAL_RAYS = {"instance_num_rays": 0}
+# instance_num_rays per step, fewer where an image has few thing pixels) and the sparse depth loss's rays through
+# COLMAP's points (panoptic-lifting-cpu, runs trained with sparse depth) are off here
+EQUAL_RAYS = {"instance_num_rays": 0, "sparse_depth_num_rays": 0}
 
 
 def main(opts: SpeedOptions) -> Dict:
@@ -203,9 +208,10 @@ def main(opts: SpeedOptions) -> Dict:
         scene = opts.output_dir / "scenes" / f"moderate-0-{opts.num_frames}x{opts.width}x{opts.height}"
         if not (scene / "transforms.json").is_file():
             write_dataset(SynthOptions(output=scene, seed=0, num_frames=opts.num_frames, width=opts.width, height=opts.height))
+        model_overrides, depth_rays = sparse_depth_overrides(scene) if opts.sparse_depth else ({}, {})
         config = run_config(panoptic_lifting_lite.config, scene, opts.output_dir / "runs", "speed-warmup",
                             steps=opts.schedule_steps, rays_per_batch=(opts.rays - image_rays, image_rays),
-                            datamanager_overrides=EQUAL_RAYS)
+                            model_overrides=model_overrides, datamanager_overrides={**EQUAL_RAYS, **depth_rays})
         config.max_num_iterations = opts.warmup_steps
         config.logging.local_writer.enable = False
         torch.manual_seed(0)
@@ -216,6 +222,7 @@ def main(opts: SpeedOptions) -> Dict:
         trainer.train()
         warmup_seconds = time.perf_counter() - start
         pipeline, optimizers, step = trainer.pipeline, trainer.optimizers, opts.warmup_steps
+        pipeline.datamanager.sparse_depth = None  # the warm-up's depth rays (--sparse-depth) are off when timing
     else:
         from nerfstudio.engine.optimizers import Optimizers
         from plift_nerfstudio.runs import load_trained_pipeline
@@ -223,7 +230,9 @@ def main(opts: SpeedOptions) -> Dict:
         loaded_config, pipeline, _, step = load_trained_pipeline(opts.load_config, test_mode="val")
         datamanager_config = pipeline.datamanager.config
         datamanager_config.train_num_rays_per_batch, datamanager_config.single_image_num_rays = opts.rays - image_rays, image_rays
-        datamanager_config.instance_num_rays = EQUAL_RAYS["instance_num_rays"]
+        for key, value in EQUAL_RAYS.items():
+            setattr(datamanager_config, key, value)
+        pipeline.datamanager.sparse_depth = None  # loaded with the run's datamanager: its rays are off (above)
         pipeline.datamanager.setup_train()  # the pixel sampler takes the batch size from the config
         optimizers = Optimizers(loaded_config.optimizers, pipeline.get_param_groups())
         warmup_seconds = 0.0

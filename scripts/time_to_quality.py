@@ -8,6 +8,7 @@ final PQscene.
 
   python scripts/time_to_quality.py             # default demo scene, the preset's 3000 steps
   python scripts/time_to_quality.py --quick     # CI: tiny scene, 400 steps
+  python scripts/time_to_quality.py --sparse-depth   # with COLMAP's points and the sparse depth loss
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from plift_nerfstudio.evaluation import evaluate_pipeline  # noqa: E402
-from plift_nerfstudio.experiment import run_config  # noqa: E402
+from plift_nerfstudio.experiment import run_config, sparse_depth_overrides  # noqa: E402
 from plift_nerfstudio.method_config import panoptic_lifting_lite  # noqa: E402
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset  # noqa: E402
 
@@ -56,6 +57,9 @@ class TimeToQualityOptions:
     """Steps between scored checkpoints."""
     model_overrides: Optional[Dict[str, float]] = None
     """Model options to change, e.g. --model-overrides distortion_loss_mult 0.01 (for experiments)."""
+    sparse_depth: bool = False
+    """Train with COLMAP's points of the training images (plift-sparse-depth, run first if the dataset has none) and
+    the sparse depth loss at panoptic-lifting-cpu's settings (needs colmap on PATH)."""
 
 
 def reached_at(points: List[dict], key: str, fraction: float) -> Optional[dict]:
@@ -99,8 +103,10 @@ def main(opts: TimeToQualityOptions) -> Dict:
         if not (data / "transforms.json").is_file():
             write_dataset(SynthOptions(output=data, seed=0, num_frames=frames, width=width, height=height))
     rays = (512, 256) if opts.quick else None
+    model_overrides, datamanager_overrides = sparse_depth_overrides(data) if opts.sparse_depth else ({}, {})
     config = run_config(panoptic_lifting_lite.config, data, opts.output_dir / "runs", "time-to-quality", steps=steps,
-                        model_overrides=opts.model_overrides, rays_per_batch=rays)
+                        model_overrides={**model_overrides, **(opts.model_overrides or {})}, rays_per_batch=rays,
+                        datamanager_overrides=datamanager_overrides)
     config.steps_per_save = eval_every
     config.save_only_latest_checkpoint = False
     config.logging.local_writer.enable = False
