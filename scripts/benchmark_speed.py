@@ -222,7 +222,6 @@ def main(opts: SpeedOptions) -> Dict:
         trainer.train()
         warmup_seconds = time.perf_counter() - start
         pipeline, optimizers, step = trainer.pipeline, trainer.optimizers, opts.warmup_steps
-        pipeline.datamanager.sparse_depth = None  # the warm-up's depth rays (--sparse-depth) are off when timing
     else:
         from nerfstudio.engine.optimizers import Optimizers
         from plift_nerfstudio.runs import load_trained_pipeline
@@ -232,7 +231,6 @@ def main(opts: SpeedOptions) -> Dict:
         datamanager_config.train_num_rays_per_batch, datamanager_config.single_image_num_rays = opts.rays - image_rays, image_rays
         for key, value in EQUAL_RAYS.items():
             setattr(datamanager_config, key, value)
-        pipeline.datamanager.sparse_depth = None  # loaded with the run's datamanager: its rays are off (above)
         pipeline.datamanager.setup_train()  # the pixel sampler takes the batch size from the config
         optimizers = Optimizers(loaded_config.optimizers, pipeline.get_param_groups())
         warmup_seconds = 0.0
@@ -240,6 +238,7 @@ def main(opts: SpeedOptions) -> Dict:
             model = pipeline.model
             for i in range(8):
                 model.update_occupancy(model.config.occupancy_warmup_steps + i * model.config.occupancy_update_every)
+    pipeline.datamanager.sparse_depth = None  # the timed steps carry no depth rays (EQUAL_RAYS)
     ours = pipeline.model
     device = ours.device
     ours.step = step  # all losses on (instance and consistency start earlier)
