@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from plift_nerfstudio.cli.edit import EditOptions, main
 from plift_nerfstudio.editing.edit_list import EditListError

@@ -383,7 +383,13 @@ def test_viewer_panel_is_found_by_nerfstudios_viewer_and_drives_the_session(tmp_
     assert "chair, id 2" in panel.select(*ray_to(CHAIR_CENTRE))
     panel.p03_hide.cb_hook(panel.p03_hide)
     assert [e.op for e in panel.session.edits] == ["delete"]
+    panel.p10_undo.cb_hook(panel.p10_undo)  # the status says what happened, not what the last edit did
+    assert not panel.session.edits and panel.p14_status.value == "undid the delete of instance 2 (0 edits)"
+    panel.p10_undo.cb_hook(panel.p10_undo)
+    assert panel.p14_status.value == "nothing to undo"
+    panel.p03_hide.cb_hook(panel.p03_hide)
     panel.p11_reset.cb_hook(panel.p11_reset)
+    assert panel.p14_status.value.startswith("reset: 1 edits dropped")
     panel.p06_move_x.cb_hook(panel.p06_move_x)  # a slider reporting the value code set: no edit
     assert not panel.session.edits
     panel.p05_duplicate.cb_hook(panel.p05_duplicate)
@@ -409,3 +415,63 @@ def test_neighbouring_instance_ids_get_clearly_different_colours() -> None:
     assert pairwise.min() > 0.1  # the first 18 ids all differ (the golden-ratio hues had two 0.066 apart)
     saturation = palette[:54].max(-1).values - palette[:54].min(-1).values
     assert saturation.min() > 0.12  # none looks like the grey that shows stuff
+
+
+def test_a_panel_press_stops_the_render_in_progress_instead_of_waiting_for_it(tmp_path: Path, monkeypatch) -> None:
+    """nerfstudio runs a panel callback only under the lock its render thread holds for a whole render (most of a
+    minute at full resolution on a CPU): the press must interrupt that render, as a camera move does."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    model = make_model()
+    panel = model.panoptic_panel
+    lock = threading.Lock()
+    machine = SimpleNamespace(interrupt_render_flag=False)
+    panel.viewer_control.viewer = SimpleNamespace(train_lock=lock, render_statemachines={0: machine},
+                                                  _trigger_rerender=lambda: None)
+
+    class Handle:  # the part of viser's button handle that nerfstudio's ViewerButton uses
+        def __init__(self) -> None:
+            self.clicks = []
+
+        def on_click(self, func):
+            self.clicks.append(func)
+
+    server = SimpleNamespace(gui=SimpleNamespace(add_button=lambda **_: Handle()))
+    button = panel.p13_save
+    button.install(server)
+    unlocked = button.cb_hook
+
+    def locked(element):  # what nerfstudio's viewer does to every panel callback after install
+        with lock:
+            unlocked(element)
+    button.cb_hook = locked
+
+    rendering, released = threading.Event(), []
+
+    def render() -> None:  # holds the lock until interrupted (nerfstudio's check_interrupt) or for 30 s
+        with lock:
+            rendering.set()
+            end = time.time() + 30
+            while not machine.interrupt_render_flag and time.time() < end:
+                time.sleep(0.01)
+            released.append(time.time())
+
+    monkeypatch.chdir(tmp_path)
+    thread = threading.Thread(target=render)
+    thread.start()
+    rendering.wait(5)
+    start = time.time()
+    for click in button.gui_handle.clicks:
+        click(None)
+    waited = time.time() - start
+    thread.join()
+    assert waited < 10 and released[0] - start < 10, f"the press waited {waited:.1f} s for the render"
+    assert (tmp_path / "edits.json").is_file() and panel.p14_status.value.startswith("saved 0 edits")
+
+    # no render in progress: nothing is interrupted (the next render's first frame would be dropped)
+    machine.interrupt_render_flag = False
+    for click in button.gui_handle.clicks:
+        click(None)
+    assert not machine.interrupt_render_flag

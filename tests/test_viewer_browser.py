@@ -10,10 +10,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +48,36 @@ def wait_until(condition, timeout: float, what: str, state=None):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
 
 
+# ns-viewer's entry point, with Python's stacks of all threads written to its log on SIGUSR1 (for a test that times out)
+NS_VIEWER = ("import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+             "sys.argv[0] = 'ns-viewer'; from nerfstudio.scripts.viewer.run_viewer import entrypoint; entrypoint()")
+
+
+@dataclass
+class Viewer:
+    url: str
+    workdir: Path
+    process: subprocess.Popen
+
+    @property
+    def log(self) -> str:
+        return (self.workdir / "ns-viewer.log").read_text()
+
+    def stacks(self) -> str:
+        """The server's threads' Python stacks now (faulthandler, through SIGUSR1), as the log's new lines."""
+        before = len(self.log)
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        return self.log[before:]
+
+
 @pytest.fixture
 def viewer(trained_tiny_run: Path, tmp_path: Path):
     port = free_port()
     log = open(tmp_path / "ns-viewer.log", "w")
-    bin_dir = Path(sys.executable).parent
-    process = subprocess.Popen([str(bin_dir / "ns-viewer"), "--load-config", str(trained_tiny_run),
-                                "--viewer.websocket-port", str(port)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-c", NS_VIEWER, "--load-config", str(trained_tiny_run),
+                                "--viewer.websocket-port", str(port)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def listening() -> bool:
         if process.poll() is not None:
@@ -62,7 +88,7 @@ def viewer(trained_tiny_run: Path, tmp_path: Path):
     try:
         wait_until(listening, 180, "ns-viewer to listen")
         time.sleep(2)
-        yield f"http://localhost:{port}", tmp_path
+        yield Viewer(f"http://localhost:{port}", tmp_path, process)
     finally:
         process.terminate()
         try:
@@ -79,6 +105,7 @@ def browser(tmp_path: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for failure reports
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1280,800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
@@ -141,6 +168,35 @@ def click_button(driver, text: str) -> None:
     button.click()
 
 
+def browser_console(driver) -> str:
+    """The page's console messages since the last call (viser says there when it drops a message it could not send)."""
+    try:
+        return "\n".join(entry["message"] for entry in driver.get_log("browser")[-20:]) or "(empty)"
+    except Exception as err:  # noqa: BLE001 - a report must not hide the failure it reports
+        return f"(not readable: {err})"
+
+
+def press(driver, viewer: Viewer, text: str) -> None:
+    """Click one of the plugin's buttons and wait until ns-viewer's log says the panel got the press.
+
+    A click that never reaches the server (the browser's click or viser's websocket lost it; the panel's code never
+    ran) is clicked once more, as a person would, with a warning that names it; a second loss fails the test with the
+    page's console and the server's thread stacks. (Once in some CI runs a click on 'Save edit list' did nothing.)"""
+    pressed = f"panel: pressed {text!r}"
+    for attempt in (1, 2):
+        before = viewer.log.count(pressed)
+        click_button(driver, text)
+        try:
+            wait_until(lambda: viewer.log.count(pressed) > before, 20, f"ns-viewer to get the press of {text!r}")
+            return
+        except AssertionError:
+            report = (f"the panel's status says {panel_status(driver)!r}; the page's console: {browser_console(driver)}; "
+                      f"ns-viewer's threads: {viewer.stacks()[-6000:]}")
+            if attempt == 2:
+                raise AssertionError(f"two clicks on {text!r} never reached the panel's code; {report}") from None
+            warnings.warn(f"a click on {text!r} did not reach the panel's code in 20 s; clicking again. {report}")
+
+
 def choose_output(driver, name: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -175,7 +231,7 @@ def click_at(driver, x: int, y: int) -> None:
 
 
 def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Path) -> None:
-    url, workdir = viewer
+    url, workdir = viewer.url, viewer.workdir
     shots = Path(os.environ.get("PLIFT_SCREENSHOT_DIR", workdir))
     shots.mkdir(parents=True, exist_ok=True)
     browser.get(url)
@@ -202,7 +258,7 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     for index in views_by_things(tiny_scene_dir)[:4]:
         set_number(browser, "Training view", index)
         time.sleep(1)
-        click_button(browser, "Go to training view")
+        press(browser, viewer, "Go to training view")
         wait_until(lambda: f"at training view {index}" in panel_status(browser), 30,
                    f"the camera to move to training view {index}", status_report(browser))
         time.sleep(3)  # the render from there arrives
@@ -222,7 +278,7 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     patch = np.all(view[ys, xs] // 32 == main, axis=-1)
     pick = np.argmin(np.abs(xs[patch] - np.median(xs[patch])) + np.abs(ys[patch] - np.median(ys[patch])))
     x, y = int(xs[patch][pick]) + left, int(ys[patch][pick]) + top
-    click_button(browser, "Select an object (then click it)")
+    press(browser, viewer, "Select an object (then click it)")
     wait_until(lambda: "click an object" in panel_status(browser), 30, "the panel to wait for a click",
                status_report(browser))
     time.sleep(1.0)
@@ -236,7 +292,7 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     choose_output(browser, "panoptic")
     time.sleep(3)
     browser.save_screenshot(str(shots / "viewer_selected_panoptic.png"))
-    click_button(browser, "Hide (delete)")
+    press(browser, viewer, "Hide (delete)")
     # 60 s as for the selection: the panel answers once the viewer's thread has applied the edit
     wait_until(lambda: "hidden:" in panel_status(browser), 60, "the deletion", status_report(browser))
     time.sleep(4)  # the render updates (how much of the object goes depends on how well the tiny run learnt it; the
@@ -244,10 +300,9 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     browser.save_screenshot(str(shots / "viewer_hidden.png"))
 
     # the server's side: the edit list it saves holds the deletion of the selected instance
-    click_button(browser, "Save edit list")
+    press(browser, viewer, "Save edit list")
     saved = wait_until(lambda: (workdir / "edits.json").is_file() and workdir / "edits.json", 60, "edits.json",
-                       lambda: f"{status_report(browser)()}; ns-viewer's log ends: "
-                               f"{(workdir / 'ns-viewer.log').read_text()[-3000:]}")
+                       lambda: f"{status_report(browser)()}; ns-viewer's threads: {viewer.stacks()[-6000:]}")
     data = json.loads(saved.read_text())
     assert data["version"] == 1
     assert data["edits"] == [{"op": "delete", "instance_id": instance_id, "class": class_name}]

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
-from plift_nerfstudio.editing.edit_list import EditList, RigidTransform
+from plift_nerfstudio.editing.edit_list import EditList
 from plift_nerfstudio.editing.regions import InstanceRegion
 from plift_nerfstudio.errors import UserFileError
 from plift_nerfstudio.labels.class_table import ClassTable

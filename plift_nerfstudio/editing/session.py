@@ -140,14 +140,18 @@ class EditingSession:
         self.apply()
         return placed
 
-    def undo(self) -> None:
-        if self.edits:
-            self.edits.pop()
+    def undo(self) -> Optional[Edit]:
+        """Take back the last edit; returns it (None when there was none)."""
+        undone = self.edits.pop() if self.edits else None
         self.apply()
+        return undone
 
-    def reset(self) -> None:
+    def reset(self) -> int:
+        """Drop every edit and show everything; returns how many edits were dropped."""
+        dropped = len(self.edits)
         self.edits, self.isolated = [], None
         self.apply()
+        return dropped
 
     def apply(self) -> None:
         self.model.apply_edits(self.edit_list(), "<viewer edits>", regions=self.regions(), isolate=self.isolated)

@@ -8,7 +8,7 @@ Every button calls :class:`~plift_nerfstudio.editing.session.EditingSession`; th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -27,6 +27,28 @@ from plift_nerfstudio.editing.session import EditingSession
 from plift_nerfstudio.errors import UserFileError
 
 DEFAULT_SAVE_PATH = "edits.json"
+
+
+def _log(text: str) -> None:
+    """One line in ns-viewer's console (dim, no markup, not wrapped)."""
+    CONSOLE.print(text, style="dim", markup=False, highlight=False, soft_wrap=True)
+
+
+class PanelButton(ViewerButton):
+    """A button whose press first stops the render in progress.
+
+    nerfstudio runs a panel callback only once the render thread lets go of the viewer's lock, and a full-resolution
+    render of an edited scene on a CPU can take most of a minute: without this a press waited for it (or for several)."""
+
+    def __init__(self, name: str, cb_hook: Callable, on_press: Callable[[], None]) -> None:
+        super().__init__(name, cb_hook)
+        self._on_press = on_press
+
+    def install(self, viser_server) -> None:
+        self._create_gui_handle(viser_server)
+        assert self.gui_handle is not None
+        # cb_hook is looked up at press time: the viewer wraps it (lock, then a rerender) after install
+        self.gui_handle.on_click(lambda _: (self._on_press(), self.cb_hook(self)))
 
 
 class ClassLegend(nn.Module):
@@ -50,27 +72,27 @@ class PanopticViewerPanel(nn.Module):
         self._code_slider_values = (0.0, 0.0, 0.0, 0.0)  # what code last set (viser may report it back later)
         extent = float((model.field.aabb[1] - model.field.aabb[0]).max()) / model.dataset_frame.scale
         reach = round(max(extent, 0.1), 2)
-        self.p01_pick = ViewerButton("Select an object (then click it)", self._call(self._arm_click))
+        self.p01_pick = self._button("Select an object (then click it)", self._arm_click)
         self.p02_selected = ViewerText("Selected", "nothing selected", disabled=True,
                                        hint="class, instance id and size of the object under the clicked pixel")
-        self.p03_hide = ViewerButton("Hide (delete)", self._call(self._hide))
-        self.p04_isolate = ViewerButton("Isolate / show all", self._call(self._session.toggle_isolate))
-        self.p05_duplicate = ViewerButton("Duplicate", self._call(self._duplicate))
+        self.p03_hide = self._button("Hide (delete)", self._hide)
+        self.p04_isolate = self._button("Isolate / show all", self._isolate)
+        self.p05_duplicate = self._button("Duplicate", self._duplicate)
         self.p06_move_x = ViewerSlider("Move x", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True),
                                        hint="offset of the selected object's copy (or of the object) in the dataset frame")
         self.p07_move_y = ViewerSlider("Move y", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True))
         self.p08_move_z = ViewerSlider("Move z", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True))
         self.p09_turn = ViewerSlider("Turn about up (deg)", 0.0, -180.0, 180.0, 1.0,
                                      cb_hook=self._call(self._place, rerender_only_if_placing=True))
-        self.p10_undo = ViewerButton("Undo last edit", self._call(self._session.undo))
-        self.p11_reset = ViewerButton("Reset all edits", self._call(self._session.reset))
+        self.p10_undo = self._button("Undo last edit", self._undo)
+        self.p11_reset = self._button("Reset all edits", self._reset)
         self.p12_save_path = ViewerText("Save edits to", DEFAULT_SAVE_PATH,
                                         hint="edit list file for plift-edit (an existing file is never replaced)")
-        self.p13_save = ViewerButton("Save edit list", self._call(self._save))
+        self.p13_save = self._button("Save edit list", self._save)
         self.p14_status = ViewerText("Status", "", disabled=True)
         self.p15_view = ViewerSlider("Training view", 0, 0, max(1, model.num_train_data - 1), 1,
                                      hint="index of a training camera")
-        self.p16_go_to_view = ViewerButton("Go to training view", self._call(self._go_to_view))
+        self.p16_go_to_view = self._button("Go to training view", self._go_to_view)
         self.p99_legend = ClassLegend(model.class_table)
         self.viewer_control = ViewerControl()
 
@@ -79,14 +101,22 @@ class PanopticViewerPanel(nn.Module):
         return self._session
 
     # ------------------------------------------------------------------ callbacks
-    def _call(self, action: Callable, rerender_only_if_placing: bool = False) -> Callable:
+    def _button(self, label: str, action: Callable) -> ViewerButton:
+        """A button whose presses ns-viewer's console lists (with what the panel answered)."""
+        return PanelButton(label, self._call(action, log_as=label), on_press=self._stop_render)
+
+    def _call(self, action: Callable, rerender_only_if_placing: bool = False, log_as: Optional[str] = None) -> Callable:
         def callback(_element) -> None:
             if rerender_only_if_placing and self._placing:
                 return
+            if log_as is not None:
+                _log(f"panel: pressed {log_as!r}")
             try:
                 result = action()
             except (ValueError, UserFileError, OSError) as err:
                 self._status(f"not done: {err}")
+                if log_as is not None:
+                    _log(f"panel: not done: {err}")
                 return
             except Exception as err:  # a viewer callback's error would otherwise vanish in viser's thread
                 CONSOLE.print_exception()
@@ -94,6 +124,8 @@ class PanopticViewerPanel(nn.Module):
                 return
             if isinstance(result, str):
                 self._status(result)
+                if log_as is not None:
+                    _log(f"panel: {result}")
             self._rerender()
         return callback
 
@@ -128,6 +160,22 @@ class PanopticViewerPanel(nn.Module):
         pick = self._session.selected
         assert pick is not None
         return f"hidden: {pick.class_name} {pick.instance_id} ({len(self._session.edits)} edits)"
+
+    def _isolate(self) -> str:
+        isolated = self._session.toggle_isolate()
+        if isolated is None:
+            return "showing everything"
+        return f"isolated instance {isolated[0]}"
+
+    def _undo(self) -> str:
+        undone = self._session.undo()
+        if undone is None:
+            return "nothing to undo"
+        return f"undid the {undone.op} of instance {undone.instance_id} ({len(self._session.edits)} edits)"
+
+    def _reset(self) -> str:
+        dropped = self._session.reset()
+        return f"reset: {dropped} edits dropped, everything shown"
 
     def _duplicate(self) -> str:
         edit = self._session.duplicate()
@@ -181,6 +229,16 @@ class PanopticViewerPanel(nn.Module):
 
     def _status(self, text: str) -> None:
         self.p14_status.value = text
+
+    def _stop_render(self) -> None:
+        """Interrupt the viewer's render in progress (nerfstudio's own way, as a camera move does): the press's callback
+        gets the render lock at the render's next Python line, and the callback's rerender starts a fresh one."""
+        viewer = getattr(self.viewer_control, "viewer", None)
+        lock = getattr(viewer, "train_lock", None)
+        if viewer is None or (lock is not None and not lock.locked()):
+            return  # nothing renders now (a flag set now would drop the next render's first frame)
+        for machine in list(getattr(viewer, "render_statemachines", {}).values()):
+            machine.interrupt_render_flag = True
 
     def _rerender(self) -> None:
         viewer = getattr(self.viewer_control, "viewer", None)

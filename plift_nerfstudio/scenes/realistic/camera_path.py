@@ -9,7 +9,7 @@ routes over the free floor). Hand shake adds centimetre jitter and a little roll
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 import numpy as np
 
