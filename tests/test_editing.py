@@ -419,7 +419,7 @@ def test_neighbouring_instance_ids_get_clearly_different_colours() -> None:
 
 def test_a_panel_press_stops_the_render_in_progress_instead_of_waiting_for_it(tmp_path: Path, monkeypatch) -> None:
     """nerfstudio runs a panel callback only under the lock its render thread holds for a whole render (most of a
-    minute at full resolution on a CPU): the press must interrupt that render, as a camera move does."""
+    20-25 s at 512 pixels on a two-core CPU): the press must interrupt that render, as a camera move does."""
     import threading
     import time
     from types import SimpleNamespace
