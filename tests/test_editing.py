@@ -418,8 +418,8 @@ def test_neighbouring_instance_ids_get_clearly_different_colours() -> None:
 
 
 def test_a_panel_press_stops_the_render_in_progress_instead_of_waiting_for_it(tmp_path: Path, monkeypatch) -> None:
-    """nerfstudio runs a panel callback only under the lock its render thread holds for a whole render (most of a
-    20-25 s at 512 pixels on a two-core CPU): the press must interrupt that render, as a camera move does."""
+    """nerfstudio runs a panel callback only under the lock its render thread holds for a whole render (20-25 s at
+    512 pixels on a two-core CPU): the press must interrupt that render, as a camera move does."""
     import threading
     import time
     from types import SimpleNamespace
