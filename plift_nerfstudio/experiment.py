@@ -12,7 +12,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 from nerfstudio.engine.trainer import TrainerConfig
 
@@ -166,15 +166,19 @@ def sparse_depth_overrides(data: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
             {"sparse_depth_num_rays": cpu.datamanager.sparse_depth_num_rays})  # type: ignore[attr-defined]
 
 
+DemoPreset = Literal["lite", "cpu"]
+
+
 def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_depth: bool = False,
-                   seed: int = 42) -> Path:
-    """Train ``panoptic-lifting-lite`` on the moderate-noise demo scene written under ``out/scene`` (a 24-frame small
-    room in ``quick`` mode, 300 steps) and return the run's config.yml (the benchmarks' own run).
+                   seed: int = 42, preset: DemoPreset = "lite") -> Path:
+    """Train ``panoptic-lifting-lite`` (``preset`` "cpu": ``panoptic-lifting-cpu``) on the moderate-noise demo scene
+    written under ``out/scene`` (a 24-frame small room in ``quick`` mode, 300 steps) and return the run's config.yml
+    (the benchmarks' own run).
 
     ``sparse_depth``: first triangulate the training images with COLMAP (plift-sparse-depth) and train with the
-    sparse depth loss at ``panoptic-lifting-cpu``'s settings; the quick scene is then 128x96, as COLMAP finds too few
-    features in 64x48 frames."""
-    from plift_nerfstudio.method_config import panoptic_lifting_lite
+    sparse depth loss at ``panoptic-lifting-cpu``'s settings (its own; without it, that preset trains with the loss
+    off); the quick scene is then 128x96, as COLMAP finds too few features in 64x48 frames."""
+    from plift_nerfstudio.method_config import panoptic_lifting_cpu, panoptic_lifting_lite
     from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
     scene = out / "scene"
@@ -182,9 +186,11 @@ def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_d
         size = dict(num_frames=24, width=128 if sparse_depth else 64, height=96 if sparse_depth else 48,
                     scene="small-room", test_every=4) if quick else {}
         write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
-    model_overrides, datamanager_overrides = sparse_depth_overrides(scene) if sparse_depth else ({}, {})
+    model_overrides, datamanager_overrides = (sparse_depth_overrides(scene) if sparse_depth else
+                                              ({"sparse_depth_loss_mult": 0.0}, {"sparse_depth_num_rays": 0}))
     steps = 300 if quick else steps
-    config = run_config(panoptic_lifting_lite.config, scene, out / "runs", experiment, steps=steps, seed=seed,
+    spec = {"lite": panoptic_lifting_lite, "cpu": panoptic_lifting_cpu}[preset]
+    config = run_config(spec.config, scene, out / "runs", experiment, steps=steps, seed=seed,
                         model_overrides=model_overrides, datamanager_overrides=datamanager_overrides)
     config.max_num_iterations = steps
     config.steps_per_save = steps
