@@ -177,11 +177,13 @@ def browser_console(driver) -> str:
 
 
 def press(driver, viewer: Viewer, text: str) -> None:
-    """Click one of the plugin's buttons and wait until ns-viewer's log says the panel got the press.
+    """Click one of the plugin's buttons and wait until ns-viewer's log says the press arrived (the panel logs it on
+    arrival, before its callback waits for the render lock; the caller then waits for the answer).
 
-    A click that never reaches the server (the browser's click or viser's websocket lost it; the panel's code never
-    ran) is clicked once more, as a person would, with a warning that names it; a second loss fails the test with the
-    page's console and the server's thread stacks. (Once in some CI runs a click on 'Save edit list' did nothing.)"""
+    A click that never reaches the server (the browser's click or viser's websocket lost it) is clicked once more, as
+    a person would, with a warning that names it; a second loss fails the test with the page's console and the
+    server's thread stacks. (Once in a CI run a click on 'Save edit list' did nothing for a minute: that was the press
+    waiting for the render, now interrupted; see test_editing's test of it.)"""
     pressed = f"panel: pressed {text!r}"
     for attempt in (1, 2):
         before = viewer.log.count(pressed)

@@ -8,7 +8,7 @@ Every button calls :class:`~plift_nerfstudio.editing.session.EditingSession`; th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -102,20 +102,22 @@ class PanopticViewerPanel(nn.Module):
 
     # ------------------------------------------------------------------ callbacks
     def _button(self, label: str, action: Callable) -> ViewerButton:
-        """A button whose presses ns-viewer's console lists (with what the panel answered)."""
-        return PanelButton(label, self._call(action, log_as=label), on_press=self._stop_render)
+        """A button whose presses ns-viewer's console lists as they arrive (before the render lock), then what the
+        panel answered."""
+        def on_press() -> None:
+            _log(f"panel: pressed {label!r}")
+            self._stop_render()
+        return PanelButton(label, self._call(action, log_answers=True), on_press=on_press)
 
-    def _call(self, action: Callable, rerender_only_if_placing: bool = False, log_as: Optional[str] = None) -> Callable:
+    def _call(self, action: Callable, rerender_only_if_placing: bool = False, log_answers: bool = False) -> Callable:
         def callback(_element) -> None:
             if rerender_only_if_placing and self._placing:
                 return
-            if log_as is not None:
-                _log(f"panel: pressed {log_as!r}")
             try:
                 result = action()
             except (ValueError, UserFileError, OSError) as err:
                 self._status(f"not done: {err}")
-                if log_as is not None:
+                if log_answers:
                     _log(f"panel: not done: {err}")
                 return
             except Exception as err:  # a viewer callback's error would otherwise vanish in viser's thread
@@ -124,7 +126,7 @@ class PanopticViewerPanel(nn.Module):
                 return
             if isinstance(result, str):
                 self._status(result)
-                if log_as is not None:
+                if log_answers:
                     _log(f"panel: {result}")
             self._rerender()
         return callback
