@@ -169,6 +169,12 @@ def sparse_depth_overrides(data: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 DemoPreset = Literal["lite", "cpu"]
 
 
+def quick_frame_size(sparse_depth: bool) -> Tuple[int, int]:
+    """(width, height) of a quick (CI) scene's frames: 64x48, or 128x96 with sparse depth, as COLMAP finds too few
+    features in 64x48 frames."""
+    return (128, 96) if sparse_depth else (64, 48)
+
+
 def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_depth: bool = False,
                    seed: int = 42, preset: DemoPreset = "lite") -> Path:
     """Train ``panoptic-lifting-lite`` (``preset`` "cpu": ``panoptic-lifting-cpu``) on the moderate-noise demo scene
@@ -183,8 +189,8 @@ def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_d
 
     scene = out / "scene"
     if not (scene / "transforms.json").is_file():
-        size = dict(num_frames=24, width=128 if sparse_depth else 64, height=96 if sparse_depth else 48,
-                    scene="small-room", test_every=4) if quick else {}
+        width, height = quick_frame_size(sparse_depth)
+        size = dict(num_frames=24, width=width, height=height, scene="small-room", test_every=4) if quick else {}
         write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
     model_overrides, datamanager_overrides = (sparse_depth_overrides(scene) if sparse_depth else
                                               ({"sparse_depth_loss_mult": 0.0}, {"sparse_depth_num_rays": 0}))

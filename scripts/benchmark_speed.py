@@ -32,7 +32,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from plift_nerfstudio.experiment import run_config, sparse_depth_overrides
+from plift_nerfstudio.experiment import quick_frame_size, run_config, sparse_depth_overrides
 from plift_nerfstudio.method_config import panoptic_lifting, panoptic_lifting_lite
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 
@@ -69,8 +69,8 @@ class SpeedOptions:
     def resolved(self) -> "SpeedOptions":
         if not self.quick:
             return self
-        size = (128, 96) if self.sparse_depth else (64, 48)  # COLMAP finds too few features in 64x48 frames
-        return SpeedOptions(self.output_dir, True, self.rays, 300, 500, 3, None, 24, *size, self.sparse_depth)
+        return SpeedOptions(self.output_dir, True, self.rays, 300, 500, 3, None, 24, *quick_frame_size(self.sparse_depth),
+                            self.sparse_depth)
 
 
 def release_free_memory() -> None:
