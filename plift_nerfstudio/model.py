@@ -157,6 +157,10 @@ class PanopticLiftingModelConfig(ModelConfig):
     max_kept_samples_per_ray: int = 0
     """If > 0, the heads run on at most this many of each ray's heaviest samples (bounds the cost per ray while
     the geometry is still foggy; 0 = no limit)."""
+    samples_follow_resolution: bool = False
+    """Scale the samples per ray and the cap on shaded samples with the grid resolution, as TensoRF ties its step
+    to the voxel size: num_samples and max_kept_samples_per_ray hold from the last upsampling on, proportionally
+    fewer before it (cheaper early steps while the grids are coarse)."""
     color_mlp_width: int = 128
     """Width of the colour MLP (3 layers)."""
     background_color: Literal["random", "black", "white"] = "random"
@@ -243,6 +247,17 @@ def resolution_at_step(config: PanopticLiftingModelConfig, step: int) -> int:
     return upsampling_resolutions(config.init_resolution, config.final_resolution, len(config.upsampling_iters))[
         done - 1
     ]
+
+
+def samples_at_resolution(
+    num_samples: int, max_kept: int, resolution: int, final_resolution: int
+) -> Tuple[int, int]:
+    """(samples per ray, cap on shaded samples) at grid ``resolution`` when both are set for ``final_resolution``
+    and scale with the voxel size; a cap of 0 (no cap) stays 0."""
+    share = min(resolution / final_resolution, 1.0)
+    samples = max(8, round(num_samples * share))
+    kept = max(1, round(max_kept * share)) if max_kept > 0 else 0
+    return samples, kept
 
 
 def render_sparse(
@@ -340,6 +355,8 @@ class PanopticLiftingModel(Model):
         )
         self.occupancy = OccupancyGrid(cfg.occupancy_grid_resolution) if cfg.occupancy_grid_resolution > 0 else None
         self.sampler = UniformSampler(num_samples=cfg.num_samples, single_jitter=True)
+        self.max_kept_samples = cfg.max_kept_samples_per_ray
+        self._set_sample_counts()
         self.collider = FieldBoxCollider(self.field, near_plane=cfg.collider_params["near_plane"])
         self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
         self.renderer_depth = DepthRenderer(method="expected")
@@ -411,8 +428,11 @@ class PanopticLiftingModel(Model):
 
         def upsample_and_rebuild_optimiser(step: int) -> None:
             self.field.upsample_grids(resolution_at_step(self.config, step))
+            self._set_sample_counts()
             rebuild_grid_optimiser()
-            CONSOLE.print(f"[dim]step {step}: grids upsampled to {self.field.grid_resolution}^3")
+            counts = (f", {self.sampler.num_samples} samples per ray, at most {self.max_kept_samples} shaded"
+                      if self.config.samples_follow_resolution else "")
+            CONSOLE.print(f"[dim]step {step}: grids upsampled to {self.field.grid_resolution}^3{counts}")
 
         def shrink_box_and_rebuild_optimiser(step: int) -> None:
             pipeline = training_callback_attributes.pipeline
@@ -469,7 +489,7 @@ class PanopticLiftingModel(Model):
             self.update_visibility(cameras, seed=step)
         # the longest step a sample can span: the box diagonal split into num_samples (conservative)
         extent = self.field.aabb[1] - self.field.aabb[0]
-        step_size = float(extent.norm()) / cfg.num_samples
+        step_size = float(extent.norm()) / self.sampler.num_samples
         self.occupancy.update(self.field.density, step_size, cfg.occupancy_alpha_threshold)
 
     @torch.no_grad()
@@ -531,6 +551,17 @@ class PanopticLiftingModel(Model):
         resolution = resolution_at_step(self.config, step)
         if resolution != self.field.grid_resolution:
             self.field.upsample_grids(resolution)
+        self._set_sample_counts()
+
+    def _set_sample_counts(self) -> None:
+        """Samples per ray and the shaded-sample cap for the grids' current resolution
+        (``samples_follow_resolution``; otherwise the configured counts)."""
+        cfg = self.config
+        if not cfg.samples_follow_resolution:
+            return
+        self.sampler.num_samples, self.max_kept_samples = samples_at_resolution(
+            cfg.num_samples, cfg.max_kept_samples_per_ray, self.field.grid_resolution, cfg.final_resolution
+        )
 
     # ------------------------------------------------------------------ rendering
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
@@ -603,7 +634,7 @@ class PanopticLiftingModel(Model):
         positions = self.field.normalise_positions(ray_samples.frustums.get_positions())
         density = self._density_along_rays(positions, ray_samples.deltas, edited)
         weights = ray_samples.get_weights(density)  # [R, S, 1]
-        keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, cfg.max_kept_samples_per_ray)
+        keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, self.max_kept_samples)
         ray_index, sample_index = keep.nonzero(as_tuple=True)
         kept_positions = positions[ray_index, sample_index]
         kept_weights = weights[ray_index, sample_index, 0]
@@ -669,7 +700,7 @@ class PanopticLiftingModel(Model):
             density = density.index_put((ray_index[hit], sample_index[hit]),
                                         (density[ray_index[hit], sample_index[hit], 0] - missed[hit])[:, None].clamp_min(0))
             weights = ray_samples.get_weights(density)
-            keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, cfg.max_kept_samples_per_ray) & redo[:, None]
+            keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, self.max_kept_samples) & redo[:, None]
             ray_index, sample_index = keep.nonzero(as_tuple=True)
         ray_index, sample_index, rgb, semantic, instance = (torch.cat(x) for x in zip(*parts))
         return (ray_index, sample_index, positions[ray_index, sample_index], weights[ray_index, sample_index, 0],

@@ -177,7 +177,7 @@ def samples_per_ray(model, ray_bundle) -> Dict[str, float]:
         weights, _ = model.ray_weights(ray_bundle)
     finally:
         del model.field.density  # back to the method
-    shaded = samples_to_shade(weights, model.config.weight_threshold, model.config.max_kept_samples_per_ray)
+    shaded = samples_to_shade(weights, model.config.weight_threshold, model.max_kept_samples)
     rays = weights.shape[0]
     return {"samples": weights.shape[1], "queried": queried["n"] / rays, "shaded": float(shaded.sum()) / rays}
 

@@ -8,7 +8,12 @@ from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import SceneBox
 
 from plift_nerfstudio.labels.class_table import scannet21_class_table
-from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY, PanopticLiftingModelConfig, resolution_at_step
+from plift_nerfstudio.model import (
+    CLASS_TABLE_METADATA_KEY,
+    PanopticLiftingModelConfig,
+    resolution_at_step,
+    samples_at_resolution,
+)
 
 
 def make_model(**overrides):
@@ -137,6 +142,24 @@ def test_grid_resolution_follows_the_upsampling_schedule() -> None:
     model.update_to_step(25)
     assert model.field.grid_resolution == 24
     assert model.field.density_encoding.plane_coef.shape[-1] == 24
+
+
+def test_samples_per_ray_follow_the_grid_resolution_when_asked() -> None:
+    """With samples_follow_resolution a coarse grid is rendered with proportionally fewer samples and shaded
+    samples; from the last upsampling on (and in a checkpoint reloaded there) the configured counts hold."""
+    assert samples_at_resolution(96, 16, 48, 96) == (48, 8)
+    assert samples_at_resolution(96, 0, 48, 96) == (48, 0)  # no cap stays no cap
+    assert samples_at_resolution(12, 16, 1, 96) == (8, 1)  # never fewer than 8 samples or 1 shaded
+    model = make_model(samples_follow_resolution=True, max_kept_samples_per_ray=6)
+    assert (model.sampler.num_samples, model.max_kept_samples) == (21, 4)  # 16^3 of 24^3: 32 * 2/3, 6 * 2/3
+    samples = model.sampler(model.collider(random_rays(8)))
+    assert samples.shape[1] == 21
+    outputs = model(random_rays(8))
+    assert outputs["rgb"].shape == (8, 3) and torch.isfinite(outputs["rgb"]).all()
+    model.update_to_step(25)
+    assert (model.sampler.num_samples, model.max_kept_samples) == (32, 6)
+    fixed = make_model(max_kept_samples_per_ray=6)
+    assert (fixed.sampler.num_samples, fixed.max_kept_samples) == (32, 6)  # off: the configured counts throughout
 
 
 def test_instance_loss_through_get_loss_dict_trains_the_instance_head_not_density() -> None:
