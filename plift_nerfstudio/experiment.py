@@ -17,23 +17,14 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 from nerfstudio.engine.trainer import TrainerConfig
 
 from plift_nerfstudio.evaluation import EvaluationResult, evaluate_pipeline
+from plift_nerfstudio.method_config import stretch_schedule
 from plift_nerfstudio.runs import load_trained_pipeline
-from plift_nerfstudio.schedulers import FloatExponentialDecaySchedulerConfig
 
 
 def rescale_schedule(config: TrainerConfig, steps: int) -> TrainerConfig:
-    """A copy of ``config`` whose whole schedule is stretched to ``steps`` training steps."""
-    config = copy.deepcopy(config)
-    factor = steps / config.max_num_iterations
-    config.max_num_iterations = steps
-    model = config.pipeline.model
-    model.upsampling_iters = tuple(max(1, round(s * factor)) for s in model.upsampling_iters)  # type: ignore[attr-defined]
-    for name in ("semantic_loss_start_step", "instance_loss_start_step", "consistency_loss_start_step", "occupancy_warmup_steps"):
-        setattr(model, name, round(getattr(model, name) * factor))
-    for group in config.optimizers.values():
-        scheduler = group.get("scheduler")
-        if isinstance(scheduler, FloatExponentialDecaySchedulerConfig):
-            group["scheduler"] = dataclasses.replace(scheduler, max_steps=steps)
+    """A copy of ``config`` whose whole schedule is stretched to ``steps`` training steps (``stretch_schedule``),
+    saved and evaluated only at the end (benchmarks score the run themselves)."""
+    config = stretch_schedule(config, steps)
     config.steps_per_save = steps
     config.steps_per_eval_batch = steps + 1
     config.steps_per_eval_image = steps + 1
@@ -150,17 +141,23 @@ class DemoRunOptions:
     """Training steps when training."""
 
 
-def sparse_depth_overrides(data: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Model and datamanager options that add the sparse depth loss at ``panoptic-lifting-cpu``'s settings to another
-    preset; COLMAP first triangulates the dataset's training images (plift-sparse-depth) unless its points file
-    exists."""
+def ensure_sparse_depth_points(data: Path) -> None:
+    """COLMAP triangulates the dataset's training images (plift-sparse-depth) unless its points file exists."""
     from plift_nerfstudio.cli.sparse_depth import SparseDepthOptions
     from plift_nerfstudio.cli.sparse_depth import main as triangulate
-    from plift_nerfstudio.method_config import panoptic_lifting_cpu
     from plift_nerfstudio.sparse_depth.points import SPARSE_DEPTH_FILE
 
     if not (data / SPARSE_DEPTH_FILE).is_file():
         triangulate(SparseDepthOptions(data=data))
+
+
+def sparse_depth_overrides(data: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Model and datamanager options that add the sparse depth loss at ``panoptic-lifting-cpu``'s settings to another
+    preset; COLMAP first triangulates the dataset's training images (plift-sparse-depth) unless its points file
+    exists."""
+    from plift_nerfstudio.method_config import panoptic_lifting_cpu
+
+    ensure_sparse_depth_points(data)
     cpu = panoptic_lifting_cpu.config.pipeline
     return ({"sparse_depth_loss_mult": cpu.model.sparse_depth_loss_mult},  # type: ignore[attr-defined]
             {"sparse_depth_num_rays": cpu.datamanager.sparse_depth_num_rays})  # type: ignore[attr-defined]

@@ -60,11 +60,11 @@ def test_paper_preset_trains_a_few_steps_on_the_cpu(tiny_scene_dir: Path, tmp_pa
 
 
 def test_every_preset_is_a_registered_method_with_a_schedule_inside_its_run() -> None:
-    """ns-train finds all three presets, and each one's upsampling and loss start steps fall inside its run."""
+    """ns-train finds all four presets, and each one's upsampling and loss start steps fall inside its run."""
     from nerfstudio.plugins.registry import discover_methods
 
     methods, _descriptions = discover_methods()
-    for name in ("panoptic-lifting", "panoptic-lifting-lite", "panoptic-lifting-cpu"):
+    for name in ("panoptic-lifting", "panoptic-lifting-lite", "panoptic-lifting-cpu", "panoptic-lifting-quick"):
         assert name in methods, name
         config = methods[name]
         model = config.pipeline.model
@@ -74,3 +74,28 @@ def test_every_preset_is_a_registered_method_with_a_schedule_inside_its_run() ->
         assert model.final_resolution >= model.init_resolution
     cpu, lite = methods["panoptic-lifting-cpu"].pipeline.model, methods["panoptic-lifting-lite"].pipeline.model
     assert cpu.final_resolution > lite.final_resolution and cpu.color_components > lite.color_components
+
+
+def test_quick_preset_is_the_lite_preset_with_sparse_depth_in_fewer_steps() -> None:
+    """panoptic-lifting-quick keeps lite's field and heads, adds the CPU preset's sparse depth loss, and compresses
+    every step count of lite's schedule by the same factor (what time_to_quality.py measured)."""
+    from plift_nerfstudio.method_config import panoptic_lifting_cpu, panoptic_lifting_lite, panoptic_lifting_quick
+
+    quick, lite, cpu = (m.config for m in (panoptic_lifting_quick, panoptic_lifting_lite, panoptic_lifting_cpu))
+    factor = quick.max_num_iterations / lite.max_num_iterations
+    assert quick.method_name == "panoptic-lifting-quick" and quick.max_num_iterations == 2000 and factor < 1
+    q, l_ = quick.pipeline.model, lite.pipeline.model
+    assert tuple(q.upsampling_iters) == tuple(round(s * factor) for s in l_.upsampling_iters)
+    for name in ("instance_loss_start_step", "consistency_loss_start_step", "occupancy_warmup_steps"):
+        assert getattr(q, name) == round(getattr(l_, name) * factor), name
+    for name, group in quick.optimizers.items():
+        assert group["scheduler"].max_steps == quick.max_num_iterations, name
+        assert group["optimizer"].lr == lite.optimizers[name]["optimizer"].lr, name
+    for name in ("final_resolution", "density_components", "color_components", "num_samples",
+                 "max_kept_samples_per_ray", "semantic_mlp_width", "num_surrogate_ids", "consistency_loss_mult"):
+        assert getattr(q, name) == getattr(l_, name), name
+    assert q.sparse_depth_loss_mult == cpu.pipeline.model.sparse_depth_loss_mult > 0
+    assert quick.pipeline.datamanager.sparse_depth_num_rays == cpu.pipeline.datamanager.sparse_depth_num_rays > 0
+    assert q.samples_follow_resolution and not l_.samples_follow_resolution
+    assert l_.sparse_depth_loss_mult == 0 and lite.pipeline.datamanager.sparse_depth_num_rays == 0  # lite untouched
+    assert quick.steps_per_save <= quick.max_num_iterations
