@@ -84,7 +84,7 @@ class BenchmarkOptions:
     training_seeds: Tuple[int, ...] = (42,)
     """With --realistic: train each room once per seed and add a table of the spread (42 is nerfstudio's default)."""
     preset: str = "panoptic-lifting-cpu"
-    """With --realistic: the preset to train (panoptic-lifting-cpu or panoptic-lifting-lite)."""
+    """With --realistic: the preset to train (panoptic-lifting-cpu, panoptic-lifting-lite or panoptic-lifting-quick)."""
 
     def resolved(self) -> "BenchmarkOptions":
         if not self.quick:

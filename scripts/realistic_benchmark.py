@@ -22,11 +22,12 @@ from plift_nerfstudio.diagnostics import Diagnostics, diagnose, per_class_markdo
 from plift_nerfstudio.evaluation import evaluate_pipeline, flat_metrics
 from plift_nerfstudio.experiment import run_config, train_and_evaluate
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.method_config import panoptic_lifting_cpu, panoptic_lifting_lite
+from plift_nerfstudio.method_config import panoptic_lifting_cpu, panoptic_lifting_lite, panoptic_lifting_quick
 from plift_nerfstudio.runs import load_trained_pipeline
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "realistic"
-PRESETS = {"panoptic-lifting-cpu": panoptic_lifting_cpu, "panoptic-lifting-lite": panoptic_lifting_lite}
+PRESETS = {"panoptic-lifting-cpu": panoptic_lifting_cpu, "panoptic-lifting-lite": panoptic_lifting_lite,
+           "panoptic-lifting-quick": panoptic_lifting_quick}
 # what issue 14 asks of the CPU preset on every shipped scene, panopticapi protocol
 TARGET_MARGIN = 10.0
 TARGET_PSNR = 28.0
