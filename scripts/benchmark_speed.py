@@ -222,11 +222,13 @@ def main(opts: SpeedOptions) -> Dict:
         trainer.train()
         warmup_seconds = time.perf_counter() - start
         pipeline, optimizers, step = trainer.pipeline, trainer.optimizers, opts.warmup_steps
+        method = config.method_name
     else:
         from nerfstudio.engine.optimizers import Optimizers
         from plift_nerfstudio.runs import load_trained_pipeline
 
         loaded_config, pipeline, _, step = load_trained_pipeline(opts.load_config, test_mode="val")
+        method = loaded_config.method_name
         datamanager_config = pipeline.datamanager.config
         datamanager_config.train_num_rays_per_batch, datamanager_config.single_image_num_rays = opts.rays - image_rays, image_rays
         for key, value in EQUAL_RAYS.items():
@@ -325,7 +327,7 @@ def main(opts: SpeedOptions) -> Dict:
         ("paper preset, untrained: render 2048 rays (s)", rmed["paper"], rmed["tensorf"], PAPER_TARGET),
         ("paper preset, untrained: peak step memory (MB)", peak["paper"] / 2**20, peak["tensorf"] / 2**20, None),
     ]
-    table = Table(title=f"ours (panoptic-lifting-lite) vs nerfstudio tensorf: {opts.rays} rays, {torch.get_num_threads()} "
+    table = Table(title=f"ours ({method}) vs nerfstudio tensorf: {opts.rays} rays, {torch.get_num_threads()} "
                         f"threads, {device}, median of {opts.repeats}")
     for column in ("measure", "ours", "TensoRF", "ours / TensoRF", "target"):
         table.add_column(column, justify="left" if column == "measure" else "right")
