@@ -155,12 +155,10 @@ def sparse_depth_overrides(data: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Model and datamanager options that add the sparse depth loss at ``panoptic-lifting-cpu``'s settings to another
     preset; COLMAP first triangulates the dataset's training images (plift-sparse-depth) unless its points file
     exists."""
-    from plift_nerfstudio.method_config import panoptic_lifting_cpu
+    from plift_nerfstudio.method_config import cpu_sparse_depth_settings
 
     ensure_sparse_depth_points(data)
-    cpu = panoptic_lifting_cpu.config.pipeline
-    return ({"sparse_depth_loss_mult": cpu.model.sparse_depth_loss_mult},  # type: ignore[attr-defined]
-            {"sparse_depth_num_rays": cpu.datamanager.sparse_depth_num_rays})  # type: ignore[attr-defined]
+    return cpu_sparse_depth_settings()
 
 
 DemoPreset = Literal["lite", "cpu"]

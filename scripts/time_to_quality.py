@@ -9,7 +9,7 @@ run first reached 90% of its final PQscene.
   python scripts/time_to_quality.py             # default demo scene, the preset's 3000 steps
   python scripts/time_to_quality.py --quick     # CI: tiny scene, 400 steps
   python scripts/time_to_quality.py --sparse-depth   # with COLMAP's points and the sparse depth loss
-  python scripts/time_to_quality.py --preset quick   # panoptic-lifting-quick: lite + sparse depth in 1500 steps
+  python scripts/time_to_quality.py --preset quick   # panoptic-lifting-quick: lite + sparse depth in 2000 steps
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class TimeToQualityOptions:
     """Options of the time-to-quality run."""
 
     preset: Literal["lite", "quick"] = "lite"
-    """panoptic-lifting-lite, or panoptic-lifting-quick (lite with sparse depth, 1500 steps; needs colmap on PATH
+    """panoptic-lifting-lite, or panoptic-lifting-quick (lite with sparse depth, 2000 steps; needs colmap on PATH
     unless the dataset has sparse_depth/points.npz)."""
     output_dir: Path = Path("benchmarks/time_to_quality")
     """Where the scene, the run, curve.png and results.json go."""
@@ -62,7 +62,7 @@ class TimeToQualityOptions:
     quick: bool = False
     """CI mode: a tiny scene (32 frames of 64x48; 128x96 with sparse depth), 400 steps, a checkpoint every 100."""
     steps: Optional[int] = None
-    """Training steps (default: the preset's, 3000 or 1500; the schedule is rescaled)."""
+    """Training steps (default: the preset's, 3000 or 2000; the schedule is rescaled)."""
     eval_every: int = 250
     """Steps between scored checkpoints."""
     model_overrides: Optional[Dict[str, float]] = None
@@ -119,7 +119,7 @@ def main(opts: TimeToQualityOptions) -> Dict:
             write_dataset(SynthOptions(output=data, seed=0, num_frames=frames, width=width, height=height))
     rays = (512, 256) if opts.quick else None
     model_overrides, datamanager_overrides = sparse_depth_overrides(data) if opts.sparse_depth else ({}, {})
-    if uses_sparse_depth:
+    if uses_sparse_depth and not opts.sparse_depth:  # the preset's own sparse depth: its points must exist too
         ensure_sparse_depth_points(data)
     config = run_config(preset, data, opts.output_dir / "runs", "time-to-quality", steps=steps,
                         model_overrides={**model_overrides, **(opts.model_overrides or {})}, rays_per_batch=rays,
