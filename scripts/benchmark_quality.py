@@ -12,6 +12,8 @@ with and without them, side by side. Every table is printed under both evaluatio
   python scripts/benchmark_quality.py --realistic     # the shipped Blender rooms (data/realistic/): labels vs ours,
                                                       # diagnostics, PQscene vs time (about 30 min per room)
   python scripts/benchmark_quality.py --realistic --quick   # CI: one shipped room, 200 steps
+  python scripts/benchmark_quality.py --realistic --realistic-root heldout   # rooms you made (plift-realistic-scene
+                                                      # + plift-sparse-depth) and never tuned on
 
 Results go to --output-dir as results.json and results.md; scenes are generated there once and reused.
 """
@@ -80,7 +82,12 @@ class BenchmarkOptions:
     """Run the realistic-room benchmark instead (scripts/realistic_benchmark.py): the shipped Blender-rendered rooms
     under data/realistic/, the CPU preset against the 2D labels, with diagnostics."""
     realistic_scenes: Tuple[str, ...] = ()
-    """With --realistic: the rooms to run (folder names under data/realistic/; default all)."""
+    """With --realistic: the rooms to run (folder names under data/realistic/, or under --realistic-root; default
+    all)."""
+    realistic_root: Optional[Path] = None
+    """With --realistic: run the rooms under this folder instead of the shipped ones (each a sub-folder with a
+    transforms.json, made by plift-realistic-scene and completed by plift-sparse-depth): rooms held out from any
+    tuning. Results go to benchmarks/realistic-<folder name> unless --output-dir is given."""
     training_seeds: Tuple[int, ...] = (42,)
     """With --realistic: train each room once per seed and add a table of the spread (42 is nerfstudio's default)."""
     preset: str = "panoptic-lifting-cpu"
@@ -194,12 +201,14 @@ def print_markdown_table(console: Console, title: str, lines: List[str]) -> None
 
 def main(opts: BenchmarkOptions) -> Results:
     if opts.realistic:
-        from realistic_benchmark import PRESETS, RealisticOptions, run_realistic
+        from realistic_benchmark import PRESETS, SHIPPED, RealisticOptions, run_realistic
 
         if opts.preset not in PRESETS:
             raise SystemExit(f"unknown --preset {opts.preset!r}; choose one of {sorted(PRESETS)}")
-        output_dir = opts.output_dir if opts.output_dir != Path("benchmarks/quality") else Path("benchmarks/realistic")
-        rows = run_realistic(RealisticOptions(scenes=opts.realistic_scenes, preset=opts.preset, steps=opts.steps,
+        default_dir = Path("benchmarks/realistic" + (f"-{opts.realistic_root.name}" if opts.realistic_root else ""))
+        output_dir = opts.output_dir if opts.output_dir != Path("benchmarks/quality") else default_dir
+        root = opts.realistic_root if opts.realistic_root is not None else SHIPPED
+        rows = run_realistic(RealisticOptions(scenes=opts.realistic_scenes, root=root, preset=opts.preset, steps=opts.steps,
                                               quick=opts.quick, training_seeds=opts.training_seeds),
                              output_dir, print_markdown_table)
         return Results(options={"realistic": [asdict(r) for r in rows]})

@@ -38,7 +38,10 @@ DEFAULT_SEED = 42  # nerfstudio's MachineConfig default
 @dataclass
 class RealisticOptions:
     scenes: Tuple[str, ...] = ()
-    """Shipped scenes to run (folder names under data/realistic/; default: all)."""
+    """Rooms to run (folder names under ``root``; default: all)."""
+    root: Path = SHIPPED
+    """Folder whose sub-folders (each with a transforms.json) are the rooms: the shipped data/realistic/ by default, or
+    rooms made with plift-realistic-scene and plift-sparse-depth that no setting was tuned on."""
     preset: str = "panoptic-lifting-cpu"
     steps: Optional[int] = None
     progress_points: int = 5
@@ -79,16 +82,18 @@ class SceneResult:
         }
 
 
-def shipped_scenes(names: Tuple[str, ...] = ()) -> List[Path]:
-    found = sorted(p.parent for p in SHIPPED.glob("*/transforms.json"))
+def rooms_under(root: Path, names: Tuple[str, ...] = ()) -> List[Path]:
+    """The rooms under ``root`` (its sub-folders with a transforms.json), sorted by name; only ``names`` if given."""
+    found = sorted(p.parent for p in Path(root).glob("*/transforms.json"))
     if names:
         by_name = {p.name: p for p in found}
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise SystemExit(f"no shipped realistic scene {missing} under {SHIPPED}; there are {sorted(by_name)}")
+            raise SystemExit(f"no realistic room {missing} under {root}; there are {sorted(by_name)}")
         found = [by_name[n] for n in names]
     if not found:
-        raise SystemExit(f"no realistic scenes under {SHIPPED} (each a folder with transforms.json)")
+        raise SystemExit(f"no realistic rooms under {root} (each a folder with transforms.json; plift-realistic-scene "
+                         "makes them)")
     return found
 
 
@@ -220,19 +225,21 @@ def progress_picture(rows: List[SceneResult], path: Path) -> None:
 def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List[SceneResult]:
     console = Console()
     output_dir.mkdir(parents=True, exist_ok=True)
-    scenes = shipped_scenes(opts.scenes)
+    scenes = rooms_under(opts.root, opts.scenes)
     if opts.quick:
         scenes = scenes[:1]
-        opts = RealisticOptions(scenes=opts.scenes, preset=opts.preset, steps=opts.steps or 200, progress_points=2, quick=True,
-                                training_seeds=opts.training_seeds)
+        opts = RealisticOptions(scenes=opts.scenes, root=opts.root, preset=opts.preset, steps=opts.steps or 200,
+                                progress_points=2, quick=True, training_seeds=opts.training_seeds)
     start = time.perf_counter()
     rows = []
     for data in scenes:  # results.json after every run, so a long benchmark that is stopped keeps what it measured
         for seed in opts.training_seeds:
             rows.append(run_scene(opts, data, output_dir, console, seed))
             (output_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    head = (f"{opts.preset}, {opts.steps or PRESETS[opts.preset].config.max_num_iterations} steps, shipped realistic "
-            "scenes (48 training / 12 test views of 192x144); test views against ground truth, PQ/mIoU in %; "
+    rooms = "shipped realistic rooms" if Path(opts.root).resolve() == SHIPPED else f"realistic rooms under {opts.root}"
+    head = (f"{opts.preset}, {opts.steps or PRESETS[opts.preset].config.max_num_iterations} steps, {rooms} "
+            "(48 training / 12 test views of 192x144 when made with the defaults); test views against ground truth, "
+            "PQ/mIoU in %; "
             f"training seed(s) {', '.join(map(str, opts.training_seeds))}")
     md = ["# Realistic rooms: 2D labels vs ours", "", head, ""]
     for protocol in ("panopticapi", "paper"):
