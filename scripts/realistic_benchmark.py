@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -228,8 +228,7 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
     scenes = rooms_under(opts.root, opts.scenes)
     if opts.quick:
         scenes = scenes[:1]
-        opts = RealisticOptions(scenes=opts.scenes, root=opts.root, preset=opts.preset, steps=opts.steps or 200,
-                                progress_points=2, quick=True, training_seeds=opts.training_seeds)
+        opts = replace(opts, steps=opts.steps or 200, progress_points=2, quick=True)
     start = time.perf_counter()
     rows = []
     for data in scenes:  # results.json after every run, so a long benchmark that is stopped keeps what it measured
