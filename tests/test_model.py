@@ -203,3 +203,29 @@ def test_tinycudann_is_used_only_where_it_can_run(monkeypatch) -> None:
         resolve_implementation("tcnn")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_implementation("auto") == "tcnn" and resolve_implementation("torch") == "torch"
+
+
+def test_distortion_loss_through_get_loss_dict_gathers_density_and_leaves_the_heads_alone() -> None:
+    torch.manual_seed(0)
+    model = half_opaque_model(distortion_loss_mult=0.01)
+    model.train()
+    rays = random_rays(64)
+    table = scannet21_class_table()
+    semantics = torch.full((64,), table.names.index("wall") + 1)
+    batch = {
+        "image": torch.rand(64, 3), "semantics": semantics, "instances": torch.zeros(64, dtype=torch.long),
+        "class_probs": torch.nn.functional.one_hot(semantics - 1, table.num_classes).float(),
+        "confidence": torch.ones(64), "is_thing": torch.zeros(64, dtype=torch.bool),
+        "is_single_image_ray": torch.zeros(64, dtype=torch.bool), "is_instance_ray": torch.zeros(64, dtype=torch.bool),
+    }
+    first = model.get_loss_dict(model(rays), batch, {})["distortion_loss"]
+    first.backward()
+    assert _grad_norm(model.field.density_encoding.parameters()) > 0.0
+    for head in (model.field.semantic_head, model.field.instance_head):
+        assert _grad_norm(head.parameters()) == 0.0
+    optimiser = torch.optim.Adam(model.field.density_encoding.parameters(), lr=0.05)
+    for _ in range(30):  # the loss alone, on the density grid alone: each ray's weight gathers into tighter intervals
+        optimiser.zero_grad()
+        model.get_loss_dict(model(rays), batch, {})["distortion_loss"].backward()
+        optimiser.step()
+    assert model.get_loss_dict(model(rays), batch, {})["distortion_loss"] < 0.5 * first.detach()
