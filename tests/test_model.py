@@ -162,6 +162,18 @@ def test_samples_per_ray_follow_the_grid_resolution_when_asked() -> None:
     assert (fixed.sampler.num_samples, fixed.max_kept_samples) == (32, 6)  # off: the configured counts throughout
 
 
+def labelled_batch(semantics: torch.Tensor, instances: torch.Tensor, is_single_image_ray: torch.Tensor) -> dict:
+    """A training batch of len(semantics) rays with one-hot class targets at full confidence (ScanNet 21 classes)."""
+    table = scannet21_class_table()
+    n = len(semantics)
+    return {
+        "image": torch.rand(n, 3), "semantics": semantics, "instances": instances,
+        "class_probs": torch.nn.functional.one_hot(semantics - 1, table.num_classes).float(),
+        "confidence": torch.ones(n), "is_thing": torch.tensor([False, *table.is_thing])[semantics],
+        "is_single_image_ray": is_single_image_ray, "is_instance_ray": torch.zeros(n, dtype=torch.bool),
+    }
+
+
 def test_instance_loss_through_get_loss_dict_trains_the_instance_head_not_density() -> None:
     torch.manual_seed(0)
     model = make_model(instance_loss_start_step=0)
@@ -171,12 +183,7 @@ def test_instance_loss_through_get_loss_dict_trains_the_instance_head_not_densit
     chair, wall = table.names.index("chair") + 1, table.names.index("wall") + 1
     semantics = torch.where(torch.arange(64) < 40, chair, wall)
     instances = torch.where(torch.arange(64) < 20, 1, torch.where(torch.arange(64) < 40, 2, 0))
-    class_probs = torch.nn.functional.one_hot(semantics - 1, table.num_classes).float()
-    batch = {
-        "image": torch.rand(64, 3), "semantics": semantics, "instances": instances, "class_probs": class_probs,
-        "confidence": torch.ones(64), "is_thing": torch.tensor([False, *table.is_thing])[semantics],
-        "is_single_image_ray": torch.arange(64) >= 8, "is_instance_ray": torch.zeros(64, dtype=torch.bool),
-    }
+    batch = labelled_batch(semantics, instances, is_single_image_ray=torch.arange(64) >= 8)
     losses = model.get_loss_dict(model(rays), batch, {})
     assert losses["instance_loss"] > 0
     losses["instance_loss"].backward()
@@ -212,12 +219,8 @@ def test_distortion_loss_through_get_loss_dict_gathers_density_and_leaves_the_he
     rays = random_rays(64)
     table = scannet21_class_table()
     semantics = torch.full((64,), table.names.index("wall") + 1)
-    batch = {
-        "image": torch.rand(64, 3), "semantics": semantics, "instances": torch.zeros(64, dtype=torch.long),
-        "class_probs": torch.nn.functional.one_hot(semantics - 1, table.num_classes).float(),
-        "confidence": torch.ones(64), "is_thing": torch.zeros(64, dtype=torch.bool),
-        "is_single_image_ray": torch.zeros(64, dtype=torch.bool), "is_instance_ray": torch.zeros(64, dtype=torch.bool),
-    }
+    no_instance, no_single_image_ray = torch.zeros(64, dtype=torch.long), torch.zeros(64, dtype=torch.bool)
+    batch = labelled_batch(semantics, no_instance, is_single_image_ray=no_single_image_ray)
     first = model.get_loss_dict(model(rays), batch, {})["distortion_loss"]
     first.backward()
     assert _grad_norm(model.field.density_encoding.parameters()) > 0.0
