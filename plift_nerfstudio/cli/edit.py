@@ -30,7 +30,8 @@ class EditOptions:
     output_dir: Optional[Path] = None
     """Folder of the edited run (config.yml, edits.json, instances.json); must not be inside the original run."""
     overwrite: bool = False
-    """Replace an existing, non-empty output folder."""
+    """Replace an earlier output of plift-edit in --output-dir (only a folder plift-edit wrote and nobody changed
+    since: anything else is refused and left as it is)."""
 
 
 def main(opts: EditOptions) -> Optional[Path]:
@@ -63,10 +64,11 @@ def main(opts: EditOptions) -> Optional[Path]:
     model.apply_edits(edit_list, str(opts.edits), regions=regions)  # refuses unknown ids, stuff, wrong classes
     explicit = explicit_edit_list(edit_list, regions, model.class_table, model.dataset_frame)
     target = write_edited_run(config, opts.load_config, opts.output_dir, explicit, instances, opts.overwrite)
-    assert model.edited is not None
-    for edit in model.edited.edits:
+    if model.edited is None:
+        CONSOLE.print(f"[yellow]{opts.edits}: the edit list holds no edits; the edited run renders the original scene")
+    for edit in model.edited.edits if model.edited is not None else []:
         copy = f" -> copy id {edit.copy_id}" if edit.copy_id is not None else ""
-        CONSOLE.print(f"  {edit.op} instance {edit.instance_id} ({model.class_table.names[edit.class_id - 1]}){copy}")
+        CONSOLE.print(f"  {edit.op} {model.class_table.names[edit.class_id - 1]} {edit.instance_id}{copy}")
     CONSOLE.print(f"[bold green]Edited run written: {target}[/] (checkpoints: {config.get_checkpoint_dir()}, unchanged)")
     CONSOLE.print(f"  render it: ns-render camera-path --load-config {target} --camera-path-filename PATH.json")
     return target

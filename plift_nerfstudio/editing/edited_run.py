@@ -1,9 +1,11 @@
 """An edited scene as a run folder that every ``ns-*`` command loads like a training run.
 
 The folder holds ``config.yml`` (the original run's config, pointing to the original checkpoints by absolute path and
-to the folder's ``edits.json``), ``edits.json`` (the edit list with pivots and the up axis filled in) and
-``instances.json`` (every instance the field holds: id, class, box in the dataset frame). Nothing of the original run
-is written.
+to the folder's ``edits.json``), ``edits.json`` (the edit list with pivots and the up axis filled in),
+``instances.json`` (every instance the field holds: id, class, box in the dataset frame) and ``plift_edit_files.json``
+(what plift-edit wrote, with checksums). Nothing of the original run is written. The folder is written in a staging
+folder beside it and moved into place at the end; ``--overwrite`` replaces only a folder that plift-edit wrote and
+nobody changed since (``plift_nerfstudio/owned_folder.py``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,27 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
 import yaml
 
+from plift_nerfstudio import owned_folder
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.editing.edit_list import EditList
 from plift_nerfstudio.editing.regions import InstanceRegion
+from plift_nerfstudio.editing.resolve import default_pivot, edit_list_up
 from plift_nerfstudio.errors import UserFileError
 from plift_nerfstudio.labels.class_table import ClassTable
 
+EDITED_RUN = owned_folder.FolderOwner(
+    generator="plift-edit",
+    manifest_file="plift_edit_files.json",
+    staging_marker=".plift-edit-incomplete",
+    option="--output-dir",
+    not_ours="a folder of your own, a dataset or a run",
+)
 EDITED_TIMESTAMP = "edited"
 
 
@@ -51,50 +61,47 @@ def instances_json(regions: Dict[Tuple[int, int], InstanceRegion], class_table: 
 
 def explicit_edit_list(edit_list: EditList, regions: Dict[Tuple[int, int], InstanceRegion], class_table: ClassTable,
                        frame: DatasetFrame) -> EditList:
-    """The edit list with the defaults written out: the up axis and each transform's pivot (its instance's centre),
-    so that the file alone says where every copy goes."""
-    up = edit_list.up if edit_list.up is not None else tuple(float(v) for v in frame.model_up_in_dataset().round(8))
+    """The edit list with the defaults written out: the up axis and each transform's pivot (the centre of its
+    instance's footprint), so that the file alone says where every copy goes."""
+    up = edit_list_up(edit_list, frame)
     edits = []
     for edit in edit_list.edits:
         if edit.transform is not None and edit.transform.pivot is None:
             region = regions[(edit.instance_id, class_table.names.index(edit.class_name) + 1)]
-            centre = frame.points_to_dataset(region.centre[None])[0]
-            transform = dataclasses.replace(edit.transform, pivot=tuple(float(v) for v in centre.round(6)))
+            pivot = default_pivot(region, frame, up)
+            transform = dataclasses.replace(edit.transform, pivot=tuple(float(v) for v in pivot.round(6)))
             edit = dataclasses.replace(edit, transform=transform)
         edits.append(edit)
-    return EditList(edits=edits, up=up)  # type: ignore[arg-type]
+    return EditList(edits=edits, up=tuple(float(v) for v in np.asarray(up).round(8)))  # type: ignore[arg-type]
 
 
 def check_output_folder(output_dir: Path, run_dir: Path, overwrite: bool) -> None:
-    """Refuse to write into the original run, or over an existing folder without ``overwrite``."""
+    """Refuse to write into the original run, over an existing folder without ``overwrite``, or (even with it) over
+    a folder that is not an unchanged earlier output of plift-edit; nothing is touched."""
     out, run = output_dir.resolve(), run_dir.resolve()
     if out == run or run in out.parents or out in run.parents:
         raise UserFileError(output_dir, f"is the run folder {run_dir} or overlaps it; an edited scene goes into a "
                                         "folder of its own (nothing of the original run is changed)")
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output_dir}: exists and is not empty; pass --overwrite to replace it")
+    owned_folder.check_replaceable(output_dir, EDITED_RUN, overwrite)
 
 
 def write_edited_run(config, config_path: Path, output_dir: Path, edit_list: EditList, instances: dict,
                      overwrite: bool) -> Path:
-    """Write the edited run folder; returns its config.yml."""
+    """Write the edited run folder (through a staging folder); returns its config.yml."""
     check_output_folder(output_dir, config_path.parent, overwrite)
-    if output_dir.exists() and overwrite:
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True)
-    edits_path = (output_dir / "edits.json").resolve()
-    edit_list.save(edits_path)
-    (output_dir / "instances.json").write_text(json.dumps(instances, indent=2) + "\n")
+    final = output_dir.resolve()
     edited = copy.deepcopy(config)
     checkpoints = config.get_checkpoint_dir().resolve()
-    edited.pipeline.model.edits = edits_path
+    edited.pipeline.model.edits = final / "edits.json"
     # nerfstudio finds checkpoints at output_dir/experiment_name/method_name/timestamp/relative_model_dir; an
     # absolute relative_model_dir makes that the original run's checkpoints
-    edited.output_dir = output_dir.resolve().parent
-    edited.experiment_name = output_dir.resolve().name
+    edited.output_dir = final.parent
+    edited.experiment_name = final.name
     edited.timestamp = EDITED_TIMESTAMP
     edited.relative_model_dir = checkpoints
     edited.load_dir = None
-    target = output_dir / "config.yml"
-    target.write_text(yaml.dump(edited), "utf8")
-    return target
+    with owned_folder.staged_output(final, EDITED_RUN, overwrite) as staging:
+        edit_list.save(staging / "edits.json")
+        (staging / "instances.json").write_text(json.dumps(instances, indent=2) + "\n")
+        (staging / "config.yml").write_text(yaml.dump(edited), "utf8")
+    return final / "config.yml"
