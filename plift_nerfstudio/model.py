@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 import time
 from contextlib import contextmanager
@@ -31,7 +30,13 @@ from torch.nn import Parameter
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.editing.edit_list import EditList, load_edit_list
 from plift_nerfstudio.editing.edited_field import EditedScene
-from plift_nerfstudio.editing.regions import InstanceRegion, find_instance_regions, owned_cells, regions_from_points
+from plift_nerfstudio.editing.regions import (
+    InstanceRegion,
+    attach_cells,
+    find_instance_regions,
+    owned_cells,
+    regions_from_points,
+)
 from plift_nerfstudio.editing.resolve import resolve_edits
 from plift_nerfstudio.editing.viewer_panel import PanopticViewerPanel
 from plift_nerfstudio.fields.occupancy import OccupancyGrid, cells_seen
@@ -610,12 +615,16 @@ class PanopticLiftingModel(Model):
         """Density of the scene the renders show (edits applied) at box-normalised points; zero where the occupancy
         grid skips, as along rays (the export's dense queries)."""
         edited = self._active_edits()
-        density_at = self.field.density if edited is None else edited.density
         queried = self._queried(unit_positions, edited)
         out = unit_positions.new_zeros(len(unit_positions))
         index = torch.arange(len(unit_positions), device=out.device) if queried is None else queried.nonzero()[:, 0]
-        if len(index):
-            out[index] = density_at(unit_positions[index])[:, 0].to(out.dtype)
+        if len(index) == 0:
+            return out
+        if edited is None:
+            sigma = self.field.density(unit_positions[index])
+        else:  # the stray specks of deleted instances go here too, as they do where the renders show them
+            sigma = edited.density(unit_positions[index], remove_fragments=True)
+        out[index] = sigma[:, 0].to(out.dtype)
         return out
 
     @torch.no_grad()
@@ -677,11 +686,13 @@ class PanopticLiftingModel(Model):
     def _shade_edited(self, edited: EditedScene, ray_samples: RaySamples, positions: Float[Tensor, "R S 3"],
                       density: Float[Tensor, "R S 1"], weights: Float[Tensor, "R S 1"], keep: Bool[Tensor, "R S"]):
         """Shade the kept samples of an edited scene. A shaded sample that the field gives to a deleted instance but
-        lies outside the region found for it (a speck) is emptied and its ray marched and shaded again, up to
-        ``EDITED_MARCHES`` times; the other rays keep their samples."""
+        lies outside its support (a speck) is emptied and its ray marched again, up to ``EDITED_MARCHES`` times:
+        the samples behind it, which the first march may not have queried (the ray had ended there), are queried
+        now, so what lies behind shows. The other rays keep their samples."""
         cfg = self.config
         ray_index, sample_index = keep.nonzero(as_tuple=True)
         directions_all = ray_samples.frustums.directions
+        removed = torch.zeros_like(density[..., 0])  # [R, S] speck density emptied so far
         parts = []  # per march: the kept samples of the rays settled in it
         redo = torch.ones(keep.shape[0], dtype=torch.bool, device=keep.device)
         for march in range(EDITED_MARCHES):
@@ -695,10 +706,12 @@ class PanopticLiftingModel(Model):
             parts.append((ray_index[settled], sample_index[settled], rgb[settled], semantic[settled], instance[settled]))
             if not bool(redo.any()):
                 break
-            # empty the deleted instance's density there and march those rays again: what lay behind shows
+            # empty the deleted instance's density there and march those rays again, behind it too
             hit = missed > 0
-            density = density.index_put((ray_index[hit], sample_index[hit]),
-                                        (density[ray_index[hit], sample_index[hit], 0] - missed[hit])[:, None].clamp_min(0))
+            removed = removed.index_put((ray_index[hit], sample_index[hit]), missed[hit], accumulate=True)
+            rays = redo.nonzero()[:, 0]
+            density = density.index_put((rays,), self._density_along_rays(positions[rays], ray_samples.deltas[rays],
+                                                                          edited, removed[rays]))
             weights = ray_samples.get_weights(density)
             keep = samples_to_shade(weights[..., 0], cfg.weight_threshold, self.max_kept_samples) & redo[:, None]
             ray_index, sample_index = keep.nonzero(as_tuple=True)
@@ -717,20 +730,27 @@ class PanopticLiftingModel(Model):
         return queried
 
     def _density_along_rays(
-        self, positions: Float[Tensor, "R S 3"], deltas: Float[Tensor, "R S 1"], edited: Optional[EditedScene] = None
+        self, positions: Float[Tensor, "R S 3"], deltas: Float[Tensor, "R S 1"], edited: Optional[EditedScene] = None,
+        removed: Optional[Float[Tensor, "R S"]] = None,
     ) -> Float[Tensor, "R S 1"]:
-        """Field density at the samples (of the ``edited`` scene if given); zero (not queried) in unoccupied cells
-        and behind terminated rays.
+        """Field density at the samples (of the ``edited`` scene if given, less ``removed`` where given); zero (not
+        queried) in unoccupied cells and behind terminated rays.
 
         Samples are queried front to back in ``marching_chunks`` pieces; after each piece, rays whose
         transmittance fell below ``termination_transmittance`` stop.
         """
         cfg = self.config
         num_rays, num_samples = positions.shape[:2]
-        density_at = self.field.density if edited is None else edited.density
+        query = self.field.density if edited is None else edited.density
+        removed_flat = removed.reshape(-1) if removed is not None else None
+
+        def density_at(unit: Float[Tensor, "N 3"], flat_index: Int[Tensor, "N"]) -> Float[Tensor, "N 1"]:
+            sigma = query(unit)
+            return sigma if removed_flat is None else (sigma - removed_flat[flat_index][:, None]).clamp_min(0)
         queried = self._queried(positions.view(-1, 3), edited)
         if queried is None and cfg.termination_transmittance <= 0:
-            return density_at(positions.view(-1, 3)).view(num_rays, num_samples, 1)
+            every = torch.arange(num_rays * num_samples, device=positions.device)
+            return density_at(positions.view(-1, 3), every).view(num_rays, num_samples, 1)
         if queried is None:
             queried = torch.ones(num_rays, num_samples, dtype=torch.bool, device=positions.device)
         else:
@@ -743,8 +763,9 @@ class PanopticLiftingModel(Model):
         for start, end in zip(bounds[:-1], bounds[1:]):
             ray_index, sample_index = (queried[:, start:end] & alive[:, None]).nonzero(as_tuple=True)
             sample_index = sample_index + int(start)
-            sigma = density_at(positions[ray_index, sample_index])
-            flat_index.append(ray_index * num_samples + sample_index)
+            flat = ray_index * num_samples + sample_index
+            sigma = density_at(positions[ray_index, sample_index], flat)
+            flat_index.append(flat)
             values.append(sigma)
             with torch.no_grad():
                 optical_depth.index_add_(0, ray_index, sigma[:, 0].detach() * deltas[ray_index, sample_index, 0])
@@ -926,14 +947,11 @@ class PanopticLiftingModel(Model):
         regions = regions_from_points(torch.cat(points).numpy(), torch.cat(classes).numpy(),
                                       torch.cat(instances).numpy(), self.field.aabb.cpu().numpy(),
                                       self.config.edit_region_resolution)
-        # where the field holds each instance but the views' rays fell between: a deletion covers those cells too
+        # where the field holds each instance but the views' rays fell between: edits cover those cells too, in the
+        # pieces attached to the instance's box (specks elsewhere are removed where they show)
         lookup = self.occupancy.lookup if self.occupancy is not None else None
         dense = owned_cells(self.field, self.config.edit_region_resolution, queried=lookup)
-        for key, region in regions.items():
-            if key in dense and region.cells is not None:
-                cells = np.unique(np.concatenate([region.cells, dense[key]]), axis=0)
-                regions[key] = dataclasses.replace(region, cells=cells)
-        return regions
+        return {key: attach_cells(region, dense.get(key)) for key, region in regions.items()}
 
     def apply_edits(self, edit_list: Optional[EditList], source: str = "<edit list>",
                     regions: Optional[Dict[Tuple[int, int], InstanceRegion]] = None,

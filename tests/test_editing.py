@@ -12,114 +12,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nerfstudio.cameras.cameras import Cameras, CameraType
-from nerfstudio.data.scene_box import SceneBox
-from torch import nn
 
+from boxes_scene import (
+    CHAIR,
+    CHAIR_INSTANCE,
+    FLOOR,
+    K,
+    SOFA,
+    SOFA_INSTANCE,
+    SOLIDS,
+    TABLE,
+    WALL,
+    BoxesField,
+    edits,
+    inside,
+    make_model,
+    render,
+)
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.editing.edit_list import EditListError, load_edit_list, parse_edit_list
 from plift_nerfstudio.editing.regions import find_instance_regions
-from plift_nerfstudio.labels.class_table import scannet21_class_table
-from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY, DATASET_FRAME_METADATA_KEY, PanopticLiftingModelConfig
-
-TABLE = scannet21_class_table()
-WALL, FLOOR = TABLE.names.index("wall") + 1, TABLE.names.index("floor") + 1
-CHAIR, SOFA = TABLE.names.index("chair") + 1, TABLE.names.index("sofa") + 1
-K = 6  # surrogate ids
-CHAIR_INSTANCE, SOFA_INSTANCE = 2, 4
-
-# (lo, hi, class id, instance id, colour) in the model's [-1, 1]^3 box
-SOLIDS = [
-    ((-1.0, -1.0, -1.0), (1.0, 1.0, -0.7), FLOOR, 0, (0.2, 0.6, 0.2)),
-    ((-1.0, 0.7, -0.7), (1.0, 1.0, 1.0), WALL, 0, (0.8, 0.8, 0.8)),
-    ((-0.45, -0.05, -0.7), (-0.2, 0.2, -0.35), CHAIR, CHAIR_INSTANCE, (0.9, 0.1, 0.1)),
-    ((0.1, 0.0, -0.7), (0.5, 0.3, -0.45), SOFA, SOFA_INSTANCE, (0.1, 0.1, 0.9)),
-]
-
-
-class BoxesField(nn.Module):
-    """The field's interface (density, colour, class and surrogate-id scores on box-normalised positions) for solid
-    boxes in the box [-1, 1]^3; empty space is air of class 'wall' with surrogate id 1."""
-
-    def __init__(self, solids=SOLIDS) -> None:
-        super().__init__()
-        self.solids = list(solids)
-        self.register_buffer("aabb", torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
-
-    def normalise_positions(self, positions):
-        lo, hi = self.aabb[0], self.aabb[1]
-        return (positions - lo) / (hi - lo) * 2.0 - 1.0
-
-    def _which(self, unit):
-        index = torch.full((len(unit),), -1, dtype=torch.long)
-        for i, (lo, hi, *_rest) in enumerate(self.solids):
-            inside = ((unit >= torch.tensor(lo)) & (unit <= torch.tensor(hi))).all(-1)
-            index = torch.where(inside & (index < 0), torch.full_like(index, i), index)
-        return index
-
-    def density(self, unit):
-        return (self._which(unit) >= 0).float()[:, None] * 200.0
-
-    def rgb(self, unit, directions):
-        colours = torch.tensor([s[4] for s in self.solids] + [(0.0, 0.0, 0.0)])
-        return colours[self._which(unit)]
-
-    def semantic_scores(self, unit):
-        classes = torch.tensor([s[2] for s in self.solids] + [WALL])
-        return 10.0 * nn.functional.one_hot(classes[self._which(unit)] - 1, TABLE.num_classes).float()
-
-    def instance_scores(self, unit):
-        ids = torch.tensor([max(s[3], 1) for s in self.solids] + [1])
-        return 10.0 * nn.functional.one_hot(ids[self._which(unit)] - 1, K).float()
-
-
-def make_model(frame: DatasetFrame = DatasetFrame.identity(), occupancy: int = 32, solids=SOLIDS):
-    config = PanopticLiftingModelConfig(
-        init_resolution=8, final_resolution=8, upsampling_iters=(), num_samples=192, density_components=2,
-        color_components=2, semantic_mlp_layers=1, semantic_mlp_width=8, instance_mlp_layers=1, instance_mlp_width=8,
-        num_surrogate_ids=K, implementation="torch", occupancy_grid_resolution=occupancy, background_color="black",
-        edit_region_resolution=64,
-    )
-    box = SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
-    metadata = {CLASS_TABLE_METADATA_KEY: TABLE, DATASET_FRAME_METADATA_KEY: frame}
-    model = config.setup(scene_box=box, num_train_data=1, metadata=metadata)
-    model.field = BoxesField(solids)
-    model.view_cameras = camera()  # instance regions from what this view sees (the pipeline sets the training views)
-    if model.occupancy is not None:  # as after training: cells without density are skipped
-        model.occupancy.update(model.field.density, 2.0 / 192, 1e-3)
-        assert 0.2 < float(model.occupancy.occupied.float().mean()) < 0.8
-    model.eval()
-    return model
-
-
-def camera() -> Cameras:
-    """Looking from the front, above the floor, down onto the chair and the sofa, the wall behind them."""
-    position = np.array([0.0, -0.95, 0.3])
-    forward = np.array([0.0, 0.6, -0.55]) - position
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    c2w = torch.tensor(np.stack([right, up, -forward, position], axis=1), dtype=torch.float32)
-    return Cameras(camera_to_worlds=c2w[None], fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64, height=48,
-                   camera_type=CameraType.PERSPECTIVE)
-
-
-def render(model):
-    with torch.no_grad():
-        out = model.get_outputs_for_camera(camera())
-    bundle = camera().generate_rays(camera_indices=0)
-    points = bundle.origins + bundle.directions * out["depth"]
-    return out, points
-
-
-def inside(points: torch.Tensor, lo, hi, pad: float = 0.03) -> torch.Tensor:
-    return ((points >= torch.tensor(lo) - pad) & (points <= torch.tensor(hi) + pad)).all(-1)
-
-
-def edits(*entries) -> dict:
-    return {"version": 1, "up": [0, 0, 1], "edits": list(entries)}
-
 
 def test_regions_of_the_dense_query_fit_the_true_objects() -> None:
     model = make_model()
@@ -191,6 +103,150 @@ def test_a_speck_of_a_deleted_instance_outside_its_region_is_deleted_too() -> No
     assert seen > 30 and not (after["instance_id"] == CHAIR_INSTANCE).any()
     where = (before["instance_id"][..., 0] == CHAIR_INSTANCE) & inside(points, speck[0], speck[1])  # the speck's pixels
     assert where.any() and (after["semantic_id"][..., 0][where] == WALL).all()  # the wall behind it
+
+
+@pytest.mark.parametrize("marching_chunks", [4, 16])
+def test_a_speck_a_whole_unit_in_front_of_the_wall_leaves_the_wall_not_a_hole(marching_chunks: int) -> None:
+    """The ray stopped at the speck in an earlier chunk of samples and never queried the wall: removing the speck
+    must query what lies behind it."""
+    speck = ((0.1, -0.34, -0.02), (0.22, -0.22, 0.1), CHAIR, CHAIR_INSTANCE, (0.9, 0.1, 0.1))
+    model = make_model(solids=SOLIDS + [speck], marching_chunks=marching_chunks)
+    before, points = render(model)
+    where = (before["instance_id"][..., 0] == CHAIR_INSTANCE) & inside(points, speck[0], speck[1])
+    assert where.sum() >= 4
+    regions = find_instance_regions(BoxesField(), model.is_thing_lut, resolution=64)  # the chair alone, no cells
+    model.apply_edits(parse_edit_list(edits({"op": "delete", "instance_id": CHAIR_INSTANCE, "class": "chair"})),
+                      regions=regions)
+    after, after_points = render(model)
+    assert not (after["instance_id"] == CHAIR_INSTANCE).any()
+    assert (after["accumulation"][..., 0][where] > 0.99).all()  # no hole
+    assert (after["semantic_id"][..., 0][where] == WALL).all()
+    assert (after_points[where][:, 1] > 0.69).all()  # the wall's depth, a unit behind the speck
+    torch.testing.assert_close(after["rgb"][where], torch.full((int(where.sum()), 3), 0.8), atol=0.02, rtol=0)
+
+
+def test_exports_of_an_edited_run_leave_out_the_specks_the_renders_remove() -> None:
+    speck = ((0.55, 0.6, -0.2), (0.6, 0.65, -0.15), CHAIR, CHAIR_INSTANCE, (0.9, 0.1, 0.1))
+    model = make_model(solids=SOLIDS + [speck])
+    regions = find_instance_regions(BoxesField(), model.is_thing_lut, resolution=64)  # the chair alone, no cells
+    model.apply_edits(parse_edit_list(edits({"op": "delete", "instance_id": CHAIR_INSTANCE, "class": "chair"})),
+                      regions=regions)
+    grid = torch.stack(torch.meshgrid(*[torch.linspace(-0.99, 0.99, 100)] * 3, indexing="ij"), dim=-1).view(-1, 3)
+    density = model.density_at_points(grid)  # what the mesh export queries
+    in_speck, in_chair = inside(grid, speck[0], speck[1], pad=0.0), inside(grid, *SOLIDS[2][:2], pad=0.0)
+    in_wall = inside(grid, *SOLIDS[1][:2], pad=0.0) & ~in_speck
+    assert in_speck.sum() > 5 and (density[in_speck] == 0).all()
+    assert (density[in_chair] == 0).all() and (density[in_wall] == 200.0).all()
+
+
+def test_a_move_puts_back_all_it_removes() -> None:
+    """The instance's region is its box and its attached cells, for the deletion and the copy alike: here the box
+    holds the sofa's front half and the cells its back half."""
+    import dataclasses
+
+    model = make_model()
+    regions = model.instance_regions()
+    full = regions[(SOFA_INSTANCE, SOFA)]
+    centres = full.lattice[0] + (np.argwhere(np.ones((64,) * 3)) + 0.5) / 64 * (full.lattice[1] - full.lattice[0])
+    sofa_lo, sofa_hi = np.array(SOLIDS[3][0]), np.array(SOLIDS[3][1])
+    back = np.all((centres >= sofa_lo) & (centres <= sofa_hi), axis=-1) & (centres[:, 1] > 0.15)
+    regions[(SOFA_INSTANCE, SOFA)] = dataclasses.replace(
+        full, lo=np.array([0.05, -0.05, -0.75]), hi=np.array([0.55, 0.15, -0.4]),
+        cells=np.argwhere(back.reshape((64,) * 3)).astype(np.int32))
+    grid = torch.stack(torch.meshgrid(*[(torch.arange(64) + 0.5) / 32 - 1] * 3, indexing="ij"), dim=-1).view(-1, 3)
+    mass_before = model.density_at_points(grid).sum()
+    move = {"op": "move", "instance_id": SOFA_INSTANCE, "class": "sofa", "transform": {"translation": [-0.5, -0.5, 0.0]}}
+    model.apply_edits(parse_edit_list(edits(move)), regions=regions)
+    density = model.density_at_points(grid)
+    moved_lo, moved_hi = sofa_lo + (-0.5, -0.5, 0), sofa_hi + (-0.5, -0.5, 0)
+    assert (density[inside(grid, sofa_lo, sofa_hi, pad=0.0)] == 0).all()  # nothing of it left behind
+    assert (density[inside(grid, moved_lo, moved_hi, pad=0.0)] == 200.0).all()  # all of it arrived
+    torch.testing.assert_close(density.sum(), mass_before)
+
+
+def test_the_default_pivot_is_the_centre_of_the_footprint_on_the_floor() -> None:
+    from plift_nerfstudio.editing.edited_run import explicit_edit_list
+
+    model = make_model()
+    regions = model.instance_regions()
+    entry = {"op": "duplicate", "instance_id": CHAIR_INSTANCE, "class": "chair", "transform": {"rotation_deg": 90}}
+    explicit = explicit_edit_list(parse_edit_list(edits(entry)), regions, TABLE, model.dataset_frame)
+    # the chair stands on the floor (z = -0.7) over x -0.45..-0.2, y -0.05..0.2; the views see its front and top (up
+    # to a pixel's footprint and a lattice cell: 64 x 48 pixels, cells of 1/32)
+    np.testing.assert_allclose(explicit.edits[0].transform.pivot, (-0.325, 0.075, -0.7), atol=0.04)
+    model.apply_edits(explicit)  # turned in place: the copy stands where the chair stands
+    out, points = render(model)
+    copy = out["instance_id"][..., 0] == K + 1
+    assert copy.sum() > 30 and inside(points[copy], *SOLIDS[2][:2], pad=0.06).all()
+
+
+def test_a_footprint_centre_is_the_middle_of_the_area_not_of_the_points() -> None:
+    import dataclasses
+
+    from plift_nerfstudio.editing.regions import InstanceRegion
+    from plift_nerfstudio.editing.resolve import default_pivot, footprint_centre
+
+    rng = np.random.default_rng(0)
+    # a 2 x 1 table top seen mostly on its left half, and its legs down to the floor at z = 0
+    top = np.concatenate([rng.uniform([0, 0, 0.7], [1, 1, 0.75], (2000, 3)), rng.uniform([1, 0, 0.7], [2, 1, 0.75], (50, 3))])
+    legs = np.array([[0.05, 0.05, 0.0], [1.95, 0.95, 0.0]])
+    np.testing.assert_allclose(footprint_centre(np.concatenate([top, legs]), np.array([0, 0, 1.0])), (1.0, 0.5, 0.0),
+                               atol=0.03)
+    # the same with y up (the axis the dataset's cameras use)
+    swapped = np.concatenate([top, legs])[:, [0, 2, 1]]
+    np.testing.assert_allclose(footprint_centre(swapped, np.array([0, 1.0, 0])), (1.0, 0.0, 0.5), atol=0.03)
+    # a region whose padded box was clipped by the scene box on one side: the pivot follows what was seen
+    lattice = (np.array([-1.0, -1, -1]), np.array([1.0, 1, 1]), 64)
+    seen = np.argwhere(np.ones((8, 8, 1), dtype=bool)) + (2, 20, 10)  # x -0.94..-0.69, y -0.375..-0.125, z -0.69
+    region = InstanceRegion(1, CHAIR, lo=np.array([-1.0, -0.45, -0.75]), hi=np.array([-0.6, -0.05, -0.6]),
+                            num_voxels=64, lattice=lattice, seen_cells=seen.astype(np.int32))
+    np.testing.assert_allclose(default_pivot(region, DatasetFrame.identity(), np.array([0, 0, 1.0])),
+                               (-0.8125, -0.25, -0.671875), atol=1e-6)
+    without_cells = dataclasses.replace(region, seen_cells=None)  # a region of a dense query: its box's footprint
+    np.testing.assert_allclose(default_pivot(without_cells, DatasetFrame.identity(), np.array([0, 0, 1.0])),
+                               (-0.8, -0.25, -0.75), atol=1e-6)
+
+
+def test_isolating_one_object_hides_the_copies_of_others() -> None:
+    model = make_model()
+    duplicate = {"op": "duplicate", "instance_id": CHAIR_INSTANCE, "class": "chair",
+                 "transform": {"translation": [-0.45, 0.35, 0.0]}}
+    model.apply_edits(parse_edit_list(edits(duplicate)), isolate=(SOFA_INSTANCE, SOFA))
+    out, _ = render(model)
+    visible = out["accumulation"][..., 0] > 0.5
+    assert visible.sum() > 30 and (out["instance_id"][..., 0][visible] == SOFA_INSTANCE).all()
+    model.apply_edits(parse_edit_list(edits(duplicate)), isolate=(K + 1, CHAIR))  # the copy alone
+    out, _ = render(model)
+    visible = out["accumulation"][..., 0] > 0.5
+    assert visible.sum() > 15 and (out["instance_id"][..., 0][visible] == K + 1).all()
+
+
+def test_a_scaled_copy_is_as_opaque_as_its_original() -> None:
+    """The rule: a copy scaled by s has density sigma(T^-1 x) / s, so a ray through it gathers the optical depth of
+    the corresponding ray through the original. Checked with a half-transparent television (density 4 over 0.2:
+    opacity 1 - exp(-0.8) = 0.55) and vertical rays through it, a copy at scale 1 and one at scale 2."""
+    from nerfstudio.cameras.rays import RayBundle
+
+    television = TABLE.names.index("television") + 1
+    tv = ((0.55, -0.7, -0.4), (0.75, -0.5, -0.2), television, 5, (0.3, 0.3, 0.3), 4.0)
+    model = make_model(solids=SOLIDS + [tv])
+    regions = find_instance_regions(model.field, model.is_thing_lut, resolution=64, min_opacity=0.05)
+    pivot = [0.65, -0.6, -0.3]
+    model.apply_edits(parse_edit_list(edits(
+        {"op": "duplicate", "instance_id": 5, "class": "television",
+         "transform": {"translation": [-1.2, 0.0, 0.0], "pivot": pivot}},
+        {"op": "duplicate", "instance_id": 5, "class": "television",
+         "transform": {"translation": [-0.6, 0.0, 0.0], "scale": 2.0, "pivot": pivot}})), regions=regions)
+    xs = torch.tensor([0.65, -0.55, 0.05])  # the original, the copy, the copy twice as big
+    bundle = RayBundle(origins=torch.stack([xs, torch.full((3,), -0.6), torch.full((3,), -0.65)], dim=-1),
+                       directions=torch.tensor([[0.0, 0.0, 1.0]] * 3), pixel_area=torch.full((3, 1), 1e-6),
+                       camera_indices=torch.zeros(3, 1, dtype=torch.long))
+    with torch.no_grad():
+        out = model.get_outputs(model.collider(bundle))
+    opacity = out["accumulation"][:, 0]
+    expected = 1 - np.exp(-0.8)
+    assert out["instance_id"][:, 0].tolist() == [5, K + 1, K + 2]
+    torch.testing.assert_close(opacity, torch.full((3,), expected, dtype=opacity.dtype), atol=0.03, rtol=0)
 
 
 def test_duplicate_appears_at_the_requested_pose_with_a_new_id() -> None:
@@ -308,102 +364,6 @@ def test_edit_list_round_trips_through_its_file(tmp_path: Path) -> None:
     np.testing.assert_allclose(matrix[:3, :3] @ [0, 1, 0] + matrix[:3, 3], [1.0, 1.0, 0.5], atol=1e-12)
 
 
-# ---------------------------------------------------------------------- the viewer's editing session and panel
-def ray_to(target) -> tuple:
-    origin = np.array([0.0, -0.95, 0.3])
-    direction = np.asarray(target, dtype=np.float64) - origin
-    return tuple(origin), tuple(direction / np.linalg.norm(direction))
-
-
-CHAIR_CENTRE = (-0.325, 0.075, -0.5)
-
-
-def test_clicking_selects_the_object_under_the_pixel_and_refuses_to_edit_stuff() -> None:
-    from plift_nerfstudio.editing.session import EditingSession
-
-    session = EditingSession(make_model())
-    pick = session.pick(*ray_to(CHAIR_CENTRE))
-    assert (pick.class_name, pick.instance_id, pick.is_thing) == ("chair", CHAIR_INSTANCE, True)
-    assert "chair, id 2, size 0.2" in pick.describe(session)  # 0.25 x 0.25 x 0.35, as far as the view sees it
-    floor = session.pick(*ray_to((0.6, -0.5, -0.7)))
-    assert floor.class_name == "floor" and not floor.is_thing and "cannot be edited" in floor.describe(session)
-    with pytest.raises(ValueError, match="cannot be edited"):
-        session.hide()
-
-
-def test_session_hides_isolates_places_a_copy_undoes_and_saves(tmp_path: Path) -> None:
-    from plift_nerfstudio.editing.session import EditingSession
-
-    model = make_model()
-    session = EditingSession(model)
-    session.pick(*ray_to(CHAIR_CENTRE))
-    session.hide()
-    out, _ = render(model)
-    assert not (out["instance_id"] == CHAIR_INSTANCE).any()
-    session.undo()
-    assert model.edited is None
-
-    session.toggle_isolate()  # only the chair is left: every other pixel renders nothing
-    out, _ = render(model)
-    visible = out["accumulation"][..., 0] > 0.5
-    assert visible.any() and (out["instance_id"][..., 0][visible] == CHAIR_INSTANCE).all()
-    session.toggle_isolate()
-
-    session.duplicate()
-    shift = (-0.45, 0.35, 0.0)
-    session.place(shift, 0.0)
-    out, points = render(model)
-    copy = out["instance_id"][..., 0] == K + 1
-    lo, hi = np.array(SOLIDS[2][0]), np.array(SOLIDS[2][1])
-    assert copy.sum() > 15 and inside(points[copy], lo + shift, hi + shift).all()
-
-    first = session.save(tmp_path / "edits.json")
-    second = session.save(tmp_path / "edits.json")  # never replaces a file
-    assert (first.name, second.name) == ("edits.json", "edits-2.json")
-    saved = load_edit_list(first)
-    assert [e.op for e in saved.edits] == ["duplicate"] and saved.edits[0].transform.translation == shift
-    assert saved.edits[0].transform.pivot is not None and saved.up is not None  # explicit for plift-edit
-    session.reset()
-    assert model.edited is None and not session.edits
-
-
-def test_viewer_panel_is_found_by_nerfstudios_viewer_and_drives_the_session(tmp_path: Path, monkeypatch) -> None:
-    from nerfstudio.viewer.utils import parse_object
-    from nerfstudio.viewer.viewer_elements import ViewerControl, ViewerElement, ViewerRGB
-
-    model = make_model()
-    elements = dict(parse_object(model, ViewerElement, "Custom Elements"))
-    legend = [e for e in elements.values() if isinstance(e, ViewerRGB)]
-    assert len(legend) == TABLE.num_classes and any("chair (thing)" in e.name for e in legend)
-    assert [e for _, e in parse_object(model, ViewerControl, "Custom Elements")] == [model.panoptic_panel.viewer_control]
-    names = [e.name for path, e in sorted(elements.items()) if "legend" not in path]
-    assert names[:5] == ["Select an object (then click it)", "Selected", "Hide (delete)", "Isolate / show all", "Duplicate"]
-
-    panel = model.panoptic_panel
-    assert "chair, id 2" in panel.select(*ray_to(CHAIR_CENTRE))
-    panel.p03_hide.cb_hook(panel.p03_hide)
-    assert [e.op for e in panel.session.edits] == ["delete"]
-    panel.p10_undo.cb_hook(panel.p10_undo)  # the status says what happened, not what the last edit did
-    assert not panel.session.edits and panel.p14_status.value == "undid the delete of instance 2 (0 edits)"
-    panel.p10_undo.cb_hook(panel.p10_undo)
-    assert panel.p14_status.value == "nothing to undo"
-    panel.p03_hide.cb_hook(panel.p03_hide)
-    panel.p11_reset.cb_hook(panel.p11_reset)
-    assert panel.p14_status.value.startswith("reset: 1 edits dropped")
-    panel.p06_move_x.cb_hook(panel.p06_move_x)  # a slider reporting the value code set: no edit
-    assert not panel.session.edits
-    panel.p05_duplicate.cb_hook(panel.p05_duplicate)
-    panel.p07_move_y.value = 0.3
-    panel.p07_move_y.cb_hook(panel.p07_move_y)
-    assert panel.session.edits[-1].transform.translation[1] == 0.3
-    monkeypatch.chdir(tmp_path)
-    panel.p13_save.cb_hook(panel.p13_save)
-    assert "saved 1 edits" in panel.p14_status.value and (tmp_path / "edits.json").is_file()
-    panel.select(*ray_to((0.6, -0.5, -0.7)))  # the floor
-    panel.p03_hide.cb_hook(panel.p03_hide)
-    assert panel.p14_status.value.startswith("not done:") and "cannot be edited" in panel.p14_status.value
-
-
 def test_neighbouring_instance_ids_get_clearly_different_colours() -> None:
     from plift_nerfstudio.panoptic import instance_palette
 
@@ -415,63 +375,3 @@ def test_neighbouring_instance_ids_get_clearly_different_colours() -> None:
     assert pairwise.min() > 0.1  # the first 18 ids all differ (the golden-ratio hues had two 0.066 apart)
     saturation = palette[:54].max(-1).values - palette[:54].min(-1).values
     assert saturation.min() > 0.12  # none looks like the grey that shows stuff
-
-
-def test_a_panel_press_stops_the_render_in_progress_instead_of_waiting_for_it(tmp_path: Path, monkeypatch) -> None:
-    """nerfstudio runs a panel callback only under the lock its render thread holds for a whole render (20-25 s at
-    512 pixels on a two-core CPU): the press must interrupt that render, as a camera move does."""
-    import threading
-    import time
-    from types import SimpleNamespace
-
-    model = make_model()
-    panel = model.panoptic_panel
-    lock = threading.Lock()
-    machine = SimpleNamespace(interrupt_render_flag=False)
-    panel.viewer_control.viewer = SimpleNamespace(train_lock=lock, render_statemachines={0: machine},
-                                                  _trigger_rerender=lambda: None)
-
-    class Handle:  # the part of viser's button handle that nerfstudio's ViewerButton uses
-        def __init__(self) -> None:
-            self.clicks = []
-
-        def on_click(self, func):
-            self.clicks.append(func)
-
-    server = SimpleNamespace(gui=SimpleNamespace(add_button=lambda **_: Handle()))
-    button = panel.p13_save
-    button.install(server)
-    unlocked = button.cb_hook
-
-    def locked(element):  # what nerfstudio's viewer does to every panel callback after install
-        with lock:
-            unlocked(element)
-    button.cb_hook = locked
-
-    rendering, released = threading.Event(), []
-
-    def render() -> None:  # holds the lock until interrupted (nerfstudio's check_interrupt) or for 30 s
-        with lock:
-            rendering.set()
-            end = time.time() + 30
-            while not machine.interrupt_render_flag and time.time() < end:
-                time.sleep(0.01)
-            released.append(time.time())
-
-    monkeypatch.chdir(tmp_path)
-    thread = threading.Thread(target=render)
-    thread.start()
-    rendering.wait(5)
-    start = time.time()
-    for click in button.gui_handle.clicks:
-        click(None)
-    waited = time.time() - start
-    thread.join()
-    assert waited < 10 and released[0] - start < 10, f"the press waited {waited:.1f} s for the render"
-    assert (tmp_path / "edits.json").is_file() and panel.p14_status.value.startswith("saved 0 edits")
-
-    # no render in progress: nothing is interrupted (the next render's first frame would be dropped)
-    machine.interrupt_render_flag = False
-    for click in button.gui_handle.clicks:
-        click(None)
-    assert not machine.interrupt_render_flag

@@ -13,12 +13,15 @@ Format (version 1)::
      ]}
 
 - ``instance_id`` is the id the renders show (the ``instance_id`` output, the same in every view); ``class`` is the
-  name of its class in the dataset's class table, which must be a thing class.
+  name of its class in the dataset's class table, which must be a thing class. The pair is the instance: two objects
+  of different classes may share an id (chair 3 and sofa 3), and each is edited on its own.
 - Coordinates are in the dataset's frame (the one of ``transforms.json``, before nerfstudio's dataparser centres and
   scales the poses), in its units.
 - ``transform`` places the copy: ``x' = pivot + translation + scale * R(up, rotation_deg) (x - pivot)``. ``up`` is the
   rotation axis (default: the direction that is up in the viewer); ``pivot`` defaults to the centre of the
-  instance's region, ``scale`` to 1, the rest to 0.
+  instance's footprint on the floor (its seen surface points projected on the plane normal to ``up``, at their lowest
+  height), ``scale`` to 1, the rest to 0. A scaled copy keeps the original's opacity: its density is divided by
+  ``scale``, so a ray through the copy gathers the optical depth of the corresponding ray through the original.
 - ``delete`` removes the instance, ``duplicate`` adds a copy with a new instance id (after the surrogate ids), and
   ``move`` is a delete plus a copy that keeps the id.
 """
@@ -54,7 +57,12 @@ class RigidTransform:
     rotation_deg: float = 0.0
     scale: float = 1.0
     pivot: Optional[Vector] = None
-    """None: the centre of the instance's region, decided when the edit list is applied."""
+    """None: the centre of the instance's footprint on the floor, decided when the edit list is applied."""
+
+    @property
+    def is_identity(self) -> bool:
+        """Leaves every point where it is (whatever the pivot)."""
+        return self.translation == (0.0, 0.0, 0.0) and self.rotation_deg % 360.0 == 0.0 and self.scale == 1.0
 
     def matrix(self, up: Sequence[float], pivot: Sequence[float]) -> np.ndarray:
         """4x4 matrix taking a point of the original to the copy (``pivot`` used when the transform has none)."""
@@ -78,6 +86,11 @@ class Edit:
     instance_id: int
     class_name: str
     transform: Optional[RigidTransform] = None
+
+    @property
+    def key(self) -> Tuple[int, str]:
+        """The instance the edit acts on: (id, class name). Two objects of different classes may share an id."""
+        return (self.instance_id, self.class_name)
 
     def to_json_dict(self) -> dict:
         out: dict = {"op": self.op, "instance_id": self.instance_id, "class": self.class_name}
@@ -184,10 +197,11 @@ def parse_edit_list(data, source: str = "<memory>") -> EditList:
                 raise EditListError(source, f"{where}: needs a 'transform' giving the copy's pose")
             transform = parse_transform(entry["transform"], f"{where}: transform", source)
         edits.append(Edit(op=op, instance_id=instance_id, class_name=class_name, transform=transform))
-    removed = [e.instance_id for e in edits if e.op in ("delete", "move")]
-    twice = sorted({i for i in removed if removed.count(i) > 1})
+    removed = [e.key for e in edits if e.op in ("delete", "move")]
+    twice = sorted({key for key in removed if removed.count(key) > 1})
     if twice:
-        raise EditListError(source, f"instance(s) {twice} are deleted or moved more than once")
+        named = ", ".join(f"{name} {instance_id}" for instance_id, name in twice)
+        raise EditListError(source, f"{named}: deleted or moved more than once (an instance is its id and its class)")
     return EditList(edits=edits, up=up)
 
 

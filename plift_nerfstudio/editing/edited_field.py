@@ -1,12 +1,21 @@
 """Rendering a field with instances deleted, duplicated or moved (paper Sec. 4.1.2).
 
-- Deletion: inside the deleted instance's region, the density is zero wherever the field says the point belongs to
-  it (thing class and its surrogate id); what lies behind shows through.
-- Duplication: inside the copy's region (the original's region under the copy's transform), a point x also takes the
-  field at T^-1 x, where that point belongs to the original: density, colour (seen from the correspondingly rotated
-  direction), class, and a one-hot instance id (a new one for a duplicate, the original's for a move).
+An instance is the pair (surrogate id, class). Its *support* is where edits act on it: the box around the surface
+points the views see (padded), and the lattice cells where the views see it or the field holds it that are attached
+to that box, grown by two cells. Deleting and copying use the same support, so a move puts back all it removes.
+
+- Deletion: inside the support, the density is zero wherever the field says the point belongs to the instance (thing
+  class and its surrogate id); what lies behind shows through. A stray speck of the instance outside its support is
+  removed where it shows (the renderer empties a shaded sample the field gives to a deleted instance and marches its
+  ray again, querying what lies behind) and in dense queries (``density(..., remove_fragments=True)``, for exports).
+- Duplication: inside the copy's region (the support under the copy's transform T), a point x also takes the field
+  at T^-1 x, where that point lies in the support and belongs to the original: density (divided by the transform's
+  scale, so that a ray through a scaled copy gathers the optical depth of the corresponding ray through the
+  original: the copy is as opaque as the original), colour (seen from the correspondingly rotated direction), class,
+  and a one-hot instance id (a new one for a duplicate, the original's for a move).
 - Where the original scene and copies overlap, their densities add and colours and distributions mix in proportion
   to density (two media in one place).
+- Isolate (the viewer's): only the isolated instance is rendered, the original's points or one copy's.
 
 Only the samples inside these regions cost anything extra (a segmentation-head query for deletions; a second field
 query for copies).
@@ -21,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 from plift_nerfstudio.editing.regions import InstanceRegion
@@ -44,52 +53,94 @@ class ResolvedEdit:
     copy_id: Optional[int] = None  # instance id the copy renders with
 
     @property
-    def copy_box(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Axis-aligned box around the transformed corners of the original's region."""
-        assert self.matrix is not None
-        corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float64)
-        corners = self.region.lo + corners * (self.region.hi - self.region.lo)
-        moved = corners @ self.matrix[:3, :3].T + self.matrix[:3, 3]
-        return moved.min(0), moved.max(0)
+    def scale(self) -> float:
+        """The transform's uniform scale (1 for a deletion)."""
+        if self.matrix is None:
+            return 1.0
+        return float(abs(np.linalg.det(self.matrix[:3, :3])) ** (1.0 / 3.0))
+
+
+def transformed_box(lo: np.ndarray, hi: np.ndarray, matrix: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned box around the corners of the box (lo, hi) under the 4x4 ``matrix``."""
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float64)
+    corners = lo + corners * (hi - lo)
+    moved = corners @ matrix[:3, :3].T + matrix[:3, 3]
+    return moved.min(0), moved.max(0)
 
 
 @dataclass
-class _CellMask:
-    """Lattice cells where the views saw an instance, grown by two cells: a deletion also covers the instance's
-    stray specks outside its main region."""
+class InstanceSupport:
+    """Where edits act on an instance (model frame): its padded box, and its attached lattice cells grown by two
+    cells."""
 
-    lo: Tensor
-    hi: Tensor
-    mask: Tensor  # [r, r, r] bool
+    lo: Tensor  # [3]
+    hi: Tensor  # [3]
+    lattice_lo: Optional[Tensor] = None  # [3]
+    lattice_hi: Optional[Tensor] = None  # [3]
+    mask: Optional[Tensor] = None  # [r, r, r] bool
 
     @classmethod
-    def of(cls, region: InstanceRegion, device) -> Optional["_CellMask"]:
+    def of(cls, region: InstanceRegion, device) -> "InstanceSupport":
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+        support = cls(as_tensor(region.lo), as_tensor(region.hi))
         if region.cells is None or region.lattice is None or len(region.cells) == 0:
-            return None
+            return support
         lo, hi, resolution = region.lattice
         grid = np.zeros((resolution,) * 3, dtype=bool)
         grid[tuple(region.cells.T)] = True
         grid = ndimage.binary_dilation(grid, structure=np.ones((3, 3, 3), dtype=bool), iterations=2)
-        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
-        return cls(as_tensor(lo), as_tensor(hi), torch.as_tensor(grid, device=device))
+        support.lattice_lo, support.lattice_hi = as_tensor(lo), as_tensor(hi)
+        support.mask = torch.as_tensor(grid, device=device)
+        return support
 
     def contains(self, world: Float[Tensor, "N 3"]) -> Bool[Tensor, "N"]:
+        inside = ((world >= self.lo) & (world <= self.hi)).all(dim=-1)
+        if self.mask is None:
+            return inside
+        assert self.lattice_lo is not None and self.lattice_hi is not None
         resolution = self.mask.shape[0]
-        index = ((world - self.lo) / (self.hi - self.lo) * resolution).floor().long()
+        index = ((world - self.lattice_lo) / (self.lattice_hi - self.lattice_lo) * resolution).floor().long()
         valid = ((index >= 0) & (index < resolution)).all(dim=-1)
         index = index.clamp(0, resolution - 1)
-        return valid & self.mask[index[:, 0], index[:, 1], index[:, 2]]
+        return inside | (valid & self.mask[index[:, 0], index[:, 1], index[:, 2]])
+
+    def bounds(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned box (model frame) around the whole support."""
+        lo, hi = self.lo.cpu().numpy().astype(np.float64), self.hi.cpu().numpy().astype(np.float64)
+        if self.mask is not None and bool(self.mask.any()):
+            assert self.lattice_lo is not None and self.lattice_hi is not None
+            cells = self.mask.nonzero().cpu().numpy()
+            resolution = self.mask.shape[0]
+            size = (self.lattice_hi - self.lattice_lo).cpu().numpy().astype(np.float64)
+            origin = self.lattice_lo.cpu().numpy().astype(np.float64)
+            lo = np.minimum(lo, origin + cells.min(0) / resolution * size)
+            hi = np.maximum(hi, origin + (cells.max(0) + 1) / resolution * size)
+        return lo, hi
 
 
 @dataclass
 class _Copy:
     source_id: int
     source_class: int
-    column: int  # 0-based column of the copy's id in the instance distribution
-    lo: Tensor
+    copy_id: int  # the instance id the copy renders with
+    support: InstanceSupport  # the original's
+    lo: Tensor  # box (world) around the support under the transform
     hi: Tensor
     inverse_linear: Tensor  # [3, 3]
     inverse_offset: Tensor  # [3]
+    density_factor: float  # 1 / scale
+
+    @property
+    def column(self) -> int:
+        """0-based column of the copy's id in the instance distribution."""
+        return self.copy_id - 1
+
+
+@dataclass
+class _Deletion:
+    instance_id: int
+    class_id: int
+    support: InstanceSupport
 
 
 class EditedScene:
@@ -103,25 +154,30 @@ class EditedScene:
         renderer query their regions, where the original scene must still count as empty wherever it is skipped."""
         self.edits = list(edits)
         self.isolate = isolate
-        """(instance id, class id) shown alone (the viewer's 'isolate'): the rest of the original scene is emptied."""
+        """(instance id, class id) shown alone (the viewer's 'isolate'): an instance of the original scene, or a copy
+        (its copy id and class); everything else is emptied, copies included."""
         device = field.aabb.device
         self.is_thing_lut = is_thing_lut.to(device)
         self.num_surrogate_ids = num_surrogate_ids
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
-        self.deleted: List[Tuple[int, int, Tensor, Tensor, Optional[_CellMask]]] = [
-            (e.instance_id, e.class_id, as_tensor(e.region.lo), as_tensor(e.region.hi), _CellMask.of(e.region, device))
-            for e in self.edits if e.op in ("delete", "move")
-        ]
+        supports = {}
+        for e in self.edits:
+            key = (e.instance_id, e.class_id)
+            if key not in supports:
+                supports[key] = InstanceSupport.of(e.region, device)
+        self.deleted: List[_Deletion] = [_Deletion(e.instance_id, e.class_id, supports[(e.instance_id, e.class_id)])
+                                         for e in self.edits if e.op in ("delete", "move")]
         self.copies: List[_Copy] = []
         for e in self.edits:
             if e.op == "delete":
                 continue
             assert e.matrix is not None and e.copy_id is not None
-            lo, hi = e.copy_box
+            support = supports[(e.instance_id, e.class_id)]
+            lo, hi = transformed_box(*support.bounds(), e.matrix)
             inverse = np.linalg.inv(e.matrix)
-            self.copies.append(_Copy(e.instance_id, e.class_id, e.copy_id - 1, as_tensor(lo), as_tensor(hi),
-                                     as_tensor(inverse[:3, :3]), as_tensor(inverse[:3, 3])))
-        self.num_instance_outputs = max([num_surrogate_ids] + [c.column + 1 for c in self.copies])
+            self.copies.append(_Copy(e.instance_id, e.class_id, e.copy_id, support, as_tensor(lo), as_tensor(hi),
+                                     as_tensor(inverse[:3, :3]), as_tensor(inverse[:3, 3]), 1.0 / e.scale))
+        self.num_instance_outputs = max([num_surrogate_ids] + [c.copy_id for c in self.copies])
 
     # ---------------------------------------------------------------- geometry helpers
     def _to_world(self, unit: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
@@ -131,13 +187,6 @@ class EditedScene:
     def _to_unit(self, world: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
         lo, hi = self.field.aabb[0], self.field.aabb[1]
         return (world - lo) / (hi - lo) * 2 - 1
-
-    @staticmethod
-    def _inside(world: Float[Tensor, "N 3"], lo: Tensor, hi: Tensor, cells: Optional["_CellMask"] = None) -> Int[Tensor, "M"]:
-        inside = ((world >= lo) & (world <= hi)).all(dim=-1)
-        if cells is not None:
-            inside |= cells.contains(world)
-        return inside.nonzero()[:, 0]
 
     def owned_by(self, unit: Float[Tensor, "N 3"], instance_id: int, class_id: int) -> Bool[Tensor, "N"]:
         """Points the field assigns to the instance: that class and that surrogate id, as the renders decide (two
@@ -160,17 +209,37 @@ class EditedScene:
             out[dense] = self.owned_by(unit[dense], instance_id, class_id)
         return out
 
+    def _deleted_where_dense(self, unit: Float[Tensor, "N 3"], sigma: Float[Tensor, "N"]) -> Bool[Tensor, "N"]:
+        """Points (with density) the field gives to any deleted or moved instance, wherever they are."""
+        out = torch.zeros(len(unit), dtype=torch.bool, device=unit.device)
+        dense = (sigma > MIN_DENSITY).nonzero()[:, 0]
+        if len(dense) == 0 or not self.deleted:
+            return out
+        ids = self.field.instance_scores(unit[dense]).argmax(-1) + 1
+        classes = self.field.semantic_scores(unit[dense]).argmax(-1) + 1
+        hit = torch.zeros(len(dense), dtype=torch.bool, device=unit.device)
+        for deletion in self.deleted:
+            hit |= (ids == deletion.instance_id) & (classes == deletion.class_id)
+        out[dense[hit]] = True
+        return out
+
+    def _copy_shown(self, copy: _Copy) -> bool:
+        return self.isolate is None or self.isolate == (copy.copy_id, copy.source_class)
+
     def covers(self, unit: Float[Tensor, "N 3"]) -> Bool[Tensor, "N"]:
-        """Positions inside some copy's region (a skipping structure built on the unedited field must query them)."""
+        """Positions inside some shown copy's region (a skipping structure built on the unedited field must query
+        them)."""
         world = self._to_world(unit)
         out = torch.zeros(len(unit), dtype=torch.bool, device=unit.device)
         for copy in self.copies:
-            out |= ((world >= copy.lo) & (world <= copy.hi)).all(dim=-1)
+            if self._copy_shown(copy):
+                out |= ((world >= copy.lo) & (world <= copy.hi)).all(dim=-1)
         return out
 
     # ---------------------------------------------------------------- field queries
-    def _components(self, unit: Float[Tensor, "N 3"]):
-        """Density of the original scene after deletions, and each copy's samples: (index, density, source unit
+    def _components(self, unit: Float[Tensor, "N 3"], remove_fragments: bool = False):
+        """Density of the original scene after deletions (and, with ``remove_fragments``, without any point the field
+        gives to a deleted instance, wherever it is), and each shown copy's samples: (index, density, source unit
         position, copy)."""
         sigma = self.field.density(unit)[:, 0]
         if self.queried is not None and self.copies:
@@ -178,24 +247,34 @@ class EditedScene:
         if self.isolate is not None:
             sigma = sigma * self._owned_where_dense(unit, sigma, *self.isolate)
         world = self._to_world(unit)
-        for instance_id, class_id, lo, hi, cells in self.deleted:
-            index = self._inside(world, lo, hi, cells)
+        for deletion in self.deleted:
+            index = deletion.support.contains(world).nonzero()[:, 0]
             if len(index):
-                gone = self._owned_where_dense(unit[index], sigma[index], instance_id, class_id)
+                gone = self._owned_where_dense(unit[index], sigma[index], deletion.instance_id, deletion.class_id)
                 sigma = sigma.index_put((index[gone],), sigma.new_zeros(int(gone.sum())))
+        if remove_fragments and self.deleted:
+            sigma = torch.where(self._deleted_where_dense(unit, sigma), torch.zeros_like(sigma), sigma)
         copies = []
         for copy in self.copies:
-            index = self._inside(world, copy.lo, copy.hi)
+            if not self._copy_shown(copy):
+                continue
+            index = ((world >= copy.lo) & (world <= copy.hi)).all(dim=-1).nonzero()[:, 0]
             if len(index) == 0:
                 continue
-            source = self._to_unit(world[index] @ copy.inverse_linear.T + copy.inverse_offset)
+            source_world = world[index] @ copy.inverse_linear.T + copy.inverse_offset
+            within = copy.support.contains(source_world).nonzero()[:, 0]
+            index, source = index[within], self._to_unit(source_world[within])
+            if len(index) == 0:
+                continue
             copy_sigma = self.field.density(source)[:, 0]
             copy_sigma = copy_sigma * self._owned_where_dense(source, copy_sigma, copy.source_id, copy.source_class)
-            copies.append((index, copy_sigma, source, copy))
+            copies.append((index, copy_sigma * copy.density_factor, source, copy))
         return sigma, copies
 
-    def density(self, unit: Float[Tensor, "N 3"]) -> Float[Tensor, "N 1"]:
-        sigma, copies = self._components(unit)
+    def density(self, unit: Float[Tensor, "N 3"], remove_fragments: bool = False) -> Float[Tensor, "N 1"]:
+        """Density of the edited scene; ``remove_fragments``: also without the stray specks of deleted instances
+        outside their supports (dense queries: every point with density costs a head query)."""
+        sigma, copies = self._components(unit, remove_fragments)
         for index, copy_sigma, _, _ in copies:
             sigma = sigma.index_add(0, index, copy_sigma)
         return sigma[:, None]
@@ -204,8 +283,8 @@ class EditedScene:
         self, unit: Float[Tensor, "M 3"], directions: Float[Tensor, "M 3"]
     ) -> Tuple[Float[Tensor, "M 3"], Float[Tensor, "M C"], Float[Tensor, "M K"], Float[Tensor, "M"]]:
         """Colour, class distribution and instance distribution (``num_instance_outputs`` ids) at shaded samples, and
-        the density there that belongs to a deleted instance but was left (outside the region found for it: a speck
-        the views and the lattice missed; zero almost everywhere). The renderer empties it and marches again."""
+        the density there that belongs to a deleted instance but was left (outside its support: a speck; zero almost
+        everywhere). The renderer empties it and marches again."""
         rgb = self.field.rgb(unit, directions)
         semantic = F.softmax(self.field.semantic_scores(unit), dim=-1)
         instance = F.softmax(self.field.instance_scores(unit), dim=-1)
@@ -216,8 +295,8 @@ class EditedScene:
         sigma, copies = self._components(unit)
         if self.deleted:
             classes, ids = semantic.argmax(-1) + 1, instance.argmax(-1) + 1
-            for instance_id, class_id, *_ in self.deleted:
-                missed = torch.where((classes == class_id) & (ids == instance_id), sigma, missed)
+            for deletion in self.deleted:
+                missed = torch.where((classes == deletion.class_id) & (ids == deletion.instance_id), sigma, missed)
         instance = F.pad(instance, (0, self.num_instance_outputs - instance.shape[-1]))
         if not copies:
             return rgb, semantic, instance, missed

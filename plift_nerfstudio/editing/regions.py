@@ -13,6 +13,7 @@ voxels, without the stray specks (connected pieces much smaller than its largest
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
@@ -33,9 +34,13 @@ class InstanceRegion:
     seen_lo: Optional[np.ndarray] = None  # [3] extent of the surface the views see (None: lo)
     seen_hi: Optional[np.ndarray] = None
     cells: Optional[np.ndarray] = None
-    """[M, 3] lattice cells where the views see the instance, stray specks included (what a deletion must also cover)."""
+    """[M, 3] lattice cells of the instance beyond its box: where the views see it and where the field holds it (a
+    dense query), in the pieces that reach into the box. Deletions and copies both act on the box and these cells
+    (grown by two cells); pieces far from the box are stray specks, which the renders remove when they show."""
     lattice: Optional[Tuple[np.ndarray, np.ndarray, int]] = None
-    """(lo, hi, resolution) of the lattice of ``cells``."""
+    """(lo, hi, resolution) of the lattice of ``cells`` and ``seen_cells``."""
+    seen_cells: Optional[np.ndarray] = None
+    """[M, 3] lattice cells of the surface points the views see, without stray specks (where its footprint is)."""
 
     @property
     def centre(self) -> np.ndarray:
@@ -172,8 +177,35 @@ def regions_from_points(
             seen_hi=seen_hi,
             cells=np.argwhere(seen).astype(np.int32),
             lattice=(aabb[0].copy(), aabb[1].copy(), resolution),
+            seen_cells=where.astype(np.int32),
         )
     return regions
+
+
+def cell_centres(cells: np.ndarray, lattice: Tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    """[M, 3] model-frame centres of lattice ``cells``."""
+    lo, hi, resolution = lattice
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    return lo + (np.asarray(cells, dtype=np.float64) + 0.5) / resolution * (hi - lo)
+
+
+def attach_cells(region: InstanceRegion, extra: Optional[np.ndarray] = None) -> InstanceRegion:
+    """``region`` whose ``cells`` are its own and ``extra`` (e.g. a dense query's), kept only in the 26-connected pieces
+    that reach into its box: what belongs to the object, not the specks the field gave its id elsewhere."""
+    if region.lattice is None:
+        return region
+    parts = [c for c in (region.cells, extra) if c is not None and len(c)]
+    if not parts:
+        return dataclasses.replace(region, cells=np.zeros((0, 3), dtype=np.int32))
+    resolution = int(region.lattice[2])
+    grid = np.zeros((resolution,) * 3, dtype=bool)
+    grid[tuple(np.concatenate(parts).T)] = True
+    labels, _ = ndimage.label(grid, structure=np.ones((3, 3, 3), dtype=bool))
+    cells = np.argwhere(grid)
+    centres = cell_centres(cells, region.lattice)
+    in_box = np.all((centres >= region.lo) & (centres <= region.hi), axis=-1)
+    keep = np.isin(labels, np.unique(labels[tuple(cells[in_box].T)]))
+    return dataclasses.replace(region, cells=np.argwhere(keep & grid).astype(np.int32))
 
 
 @torch.no_grad()
