@@ -7,8 +7,9 @@ Every button calls :class:`~plift_nerfstudio.editing.session.EditingSession`; th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -23,10 +24,13 @@ from nerfstudio.viewer.viewer_elements import (
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import nn
 
-from plift_nerfstudio.editing.session import EditingSession
+from plift_nerfstudio.editing.session import EditingSession, Target
 from plift_nerfstudio.errors import UserFileError
 
 DEFAULT_SAVE_PATH = "edits.json"
+SLIDER_GESTURE_SECONDS = 1.0
+"""Slider changes of one target less than this apart are one drag: one step of undo (viser reports a drag as a stream
+of values and no release)."""
 
 
 def _log(text: str) -> None:
@@ -68,31 +72,38 @@ class PanopticViewerPanel(nn.Module):
     def __init__(self, model) -> None:
         super().__init__()
         self._session = EditingSession(model)
-        self._placing = False  # sliders being set by code, not by the user
-        self._code_slider_values = (0.0, 0.0, 0.0, 0.0)  # what code last set (viser may report it back later)
+        self._code_slider_values: Optional[Tuple[float, float, float, float]] = None  # what code last set
+        self._code_updates_pending = 0  # slider callbacks viser still owes for values code set
+        self._slider_target: Optional[Target] = None  # the target of the last slider change, and when it came
+        self._slider_time = -float("inf")
         extent = float((model.field.aabb[1] - model.field.aabb[0]).max()) / model.dataset_frame.scale
         reach = round(max(extent, 0.1), 2)
         self.p01_pick = self._button("Select an object (then click it)", self._arm_click)
         self.p02_selected = ViewerText("Selected", "nothing selected", disabled=True,
                                        hint="class, instance id and size of the object under the clicked pixel")
-        self.p03_hide = self._button("Hide (delete)", self._hide)
-        self.p04_isolate = self._button("Isolate / show all", self._isolate)
-        self.p05_duplicate = self._button("Duplicate", self._duplicate)
-        self.p06_move_x = ViewerSlider("Move x", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True),
-                                       hint="offset of the selected object's copy (or of the object) in the dataset frame")
-        self.p07_move_y = ViewerSlider("Move y", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True))
-        self.p08_move_z = ViewerSlider("Move z", 0.0, -reach, reach, 0.01, cb_hook=self._call(self._place, rerender_only_if_placing=True))
-        self.p09_turn = ViewerSlider("Turn about up (deg)", 0.0, -180.0, 180.0, 1.0,
-                                     cb_hook=self._call(self._place, rerender_only_if_placing=True))
-        self.p10_undo = self._button("Undo last edit", self._undo)
-        self.p11_reset = self._button("Reset all edits", self._reset)
-        self.p12_save_path = ViewerText("Save edits to", DEFAULT_SAVE_PATH,
+        self.p03_its_edit = ViewerText("Its edit", "-", disabled=True,
+                                       hint="what the edits do to the selection now: in place, hidden, moved (offset and "
+                                            "turn), or which copy it is; the sliders start from it")
+        self.p04_hide = self._button("Hide (delete)", self._hide)
+        self.p05_isolate = self._button("Isolate / show all", self._isolate)
+        self.p06_duplicate = self._button("Duplicate", self._duplicate)
+        slider = self._call(self._place, log_answers=False)
+        self.p07_move_x = ViewerSlider("Move x", 0.0, -reach, reach, 0.01, cb_hook=slider,
+                                       hint="offset of the selected object (or copy) from the original's place, dataset "
+                                            "frame")
+        self.p08_move_y = ViewerSlider("Move y", 0.0, -reach, reach, 0.01, cb_hook=slider)
+        self.p09_move_z = ViewerSlider("Move z", 0.0, -reach, reach, 0.01, cb_hook=slider)
+        self.p10_turn = ViewerSlider("Turn about up (deg)", 0.0, -180.0, 180.0, 1.0, cb_hook=slider)
+        self.p11_undo = self._button("Undo", self._undo)
+        self.p12_redo = self._button("Redo", self._redo)
+        self.p13_reset = self._button("Reset all edits", self._reset)
+        self.p14_save_path = ViewerText("Save edits to", DEFAULT_SAVE_PATH,
                                         hint="edit list file for plift-edit (an existing file is never replaced)")
-        self.p13_save = self._button("Save edit list", self._save)
-        self.p14_status = ViewerText("Status", "", disabled=True)
-        self.p15_view = ViewerSlider("Training view", 0, 0, max(1, model.num_train_data - 1), 1,
+        self.p15_save = self._button("Save edit list", self._save)
+        self.p16_status = ViewerText("Status", "", disabled=True)
+        self.p17_view = ViewerSlider("Training view", 0, 0, max(1, model.num_train_data - 1), 1,
                                      hint="index of a training camera")
-        self.p16_go_to_view = self._button("Go to training view", self._go_to_view)
+        self.p18_go_to_view = self._button("Go to training view", self._go_to_view)
         self.p99_legend = ClassLegend(model.class_table)
         self.viewer_control = ViewerControl()
 
@@ -109,10 +120,8 @@ class PanopticViewerPanel(nn.Module):
             self._stop_render()
         return PanelButton(label, self._call(action, log_answers=True), on_press=on_press)
 
-    def _call(self, action: Callable, rerender_only_if_placing: bool = False, log_answers: bool = False) -> Callable:
+    def _call(self, action: Callable, log_answers: bool = False) -> Callable:
         def callback(_element) -> None:
-            if rerender_only_if_placing and self._placing:
-                return
             try:
                 result = action()
             except (ValueError, UserFileError, OSError) as err:
@@ -124,10 +133,12 @@ class PanopticViewerPanel(nn.Module):
                 CONSOLE.print_exception()
                 self._status(f"failed: {type(err).__name__}: {err}")
                 return
-            if isinstance(result, str):
-                self._status(result)
-                if log_answers:
-                    _log(f"panel: {result}")
+            if result is None:  # nothing happened (a slider reporting back a value code set)
+                return
+            self._status(result)
+            if log_answers:
+                _log(f"panel: {result}")
+            self._show_selection()
             self._rerender()
         return callback
 
@@ -149,52 +160,78 @@ class PanopticViewerPanel(nn.Module):
             self._status(f"selection failed: {type(err).__name__}: {err}")
 
     def select(self, origin, direction) -> str:
-        """Select what the ray renders (the panel's text and sliders follow)."""
+        """Select what the ray renders (the panel's texts and sliders follow)."""
         pick = self._session.pick(origin, direction)
-        self.p02_selected.value = pick.describe(self._session)
-        self._set_sliders(0.0, 0.0, 0.0, 0.0)
+        self._slider_target = None
+        self._show_selection()
         self._status(f"selected: {pick.describe(self._session)}")
+        _log(f"panel: selected {pick.describe(self._session)}")
         self._rerender()
         return self.p02_selected.value
 
-    def _hide(self) -> str:
-        self._session.hide()
+    def _show_selection(self) -> None:
+        """The selection's texts, and sliders set to where it stands now (zero when in place or hidden)."""
         pick = self._session.selected
-        assert pick is not None
-        return f"hidden: {pick.class_name} {pick.instance_id} ({len(self._session.edits)} edits)"
+        target = pick.target if pick is not None else None
+        self.p02_selected.value = pick.describe(self._session) if pick is not None else "nothing selected"
+        self.p03_its_edit.value = self._session.describe_edit(target)
+        transform = self._session.placement(target) if target is not None else None
+        values = (0.0, 0.0, 0.0, 0.0) if transform is None else (*transform.translation, transform.rotation_deg)
+        current = (self.p07_move_x.value, self.p08_move_y.value, self.p09_move_z.value, self.p10_turn.value)
+        if tuple(float(v) for v in current) != tuple(float(v) for v in values):
+            self._set_sliders(*values)
+
+    def _hide(self) -> str:
+        answer = self._session.hide()
+        return f"{answer} ({len(self._session.edits)} edits)"
 
     def _isolate(self) -> str:
         isolated = self._session.toggle_isolate()
         if isolated is None:
             return "showing everything"
-        return f"isolated instance {isolated[0]}"
+        return f"isolated {isolated.describe()}"
 
     def _undo(self) -> str:
         undone = self._session.undo()
         if undone is None:
             return "nothing to undo"
-        return f"undid the {undone.op} of instance {undone.instance_id} ({len(self._session.edits)} edits)"
+        return f"undid {undone} ({len(self._session.edits)} edits)"
+
+    def _redo(self) -> str:
+        redone = self._session.redo()
+        if redone is None:
+            return "nothing to redo"
+        return f"redid {redone} ({len(self._session.edits)} edits)"
 
     def _reset(self) -> str:
         dropped = self._session.reset()
         return f"reset: {dropped} edits dropped, everything shown"
 
     def _duplicate(self) -> str:
-        edit = self._session.duplicate()
-        assert edit.transform is not None
-        self._set_sliders(*edit.transform.translation, edit.transform.rotation_deg)
-        return f"duplicated instance {edit.instance_id}; the sliders place the copy"
+        copy = self._session.duplicate()
+        return f"made {copy.describe()} (id {self._session.copy_id(copy)}); the sliders place it"
 
-    def _place(self) -> str:
-        translation = (self.p06_move_x.value, self.p07_move_y.value, self.p08_move_z.value)
-        if (*translation, self.p09_turn.value) == self._code_slider_values:
-            return "sliders follow the selection"
-        edit = self._session.place(translation, self.p09_turn.value)
-        return f"{edit.op} of instance {edit.instance_id}: offset {tuple(round(v, 2) for v in translation)}, " \
-               f"turn {self.p09_turn.value:.0f} deg"
+    def _place(self) -> Optional[str]:
+        values = tuple(float(v) for v in (self.p07_move_x.value, self.p08_move_y.value, self.p09_move_z.value,
+                                          self.p10_turn.value))
+        if self._code_updates_pending > 0:
+            if values == self._code_slider_values:
+                self._code_updates_pending -= 1  # viser reporting back what code set
+                return None
+            self._code_updates_pending = 0  # the user moved a slider since
+        pick = self._session.selected
+        if pick is None or pick.target is None:
+            if values == (0.0, 0.0, 0.0, 0.0):
+                return None
+            raise ValueError("select an object first (click it), then move the sliders")
+        now = time.monotonic()
+        continuing = self._slider_target == pick.target and now - self._slider_time < SLIDER_GESTURE_SECONDS
+        target = self._session.place(values[:3], values[3], continuing=continuing)
+        self._slider_target, self._slider_time = target, now
+        return f"placed {target.describe()}: offset {tuple(round(v, 2) for v in values[:3])}, turn {values[3]:.0f} deg"
 
     def _save(self) -> str:
-        path = self._session.save(Path(self.p12_save_path.value or DEFAULT_SAVE_PATH))
+        path = self._session.save(Path(self.p14_save_path.value or DEFAULT_SAVE_PATH))
         return f"saved {len(self._session.edits)} edits to {path.resolve()}"
 
     def _go_to_view(self) -> str:
@@ -205,7 +242,7 @@ class PanopticViewerPanel(nn.Module):
         cameras = self._session.model.view_cameras
         if cameras is None:
             raise ValueError("this model does not know its training cameras")
-        index = int(self.p15_view.value)
+        index = int(self.p17_view.value)
         if not 0 <= index < len(cameras):
             raise ValueError(f"training view {index} does not exist (0..{len(cameras) - 1})")
         c2w = cameras.camera_to_worlds[index].cpu().numpy()
@@ -221,16 +258,16 @@ class PanopticViewerPanel(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _set_sliders(self, x: float, y: float, z: float, turn: float) -> None:
-        self._placing = True
-        self._code_slider_values = (x, y, z, turn)
-        try:
-            self.p06_move_x.value, self.p07_move_y.value, self.p08_move_z.value = x, y, z
-            self.p09_turn.value = turn
-        finally:
-            self._placing = False
+        """Set the sliders from code; viser reports each value back through the slider's callback later, which
+        ``_place`` then ignores."""
+        self._code_slider_values = (float(x), float(y), float(z), float(turn))
+        sliders = (self.p07_move_x, self.p08_move_y, self.p09_move_z, self.p10_turn)
+        self._code_updates_pending += sum(1 for s in sliders if s.gui_handle is not None)
+        self.p07_move_x.value, self.p08_move_y.value, self.p09_move_z.value = float(x), float(y), float(z)
+        self.p10_turn.value = float(turn)
 
     def _status(self, text: str) -> None:
-        self.p14_status.value = text
+        self.p16_status.value = text
 
     def _stop_render(self) -> None:
         """Interrupt the viewer's render in progress (nerfstudio's own way, as a camera move does): the press's callback
