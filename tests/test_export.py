@@ -71,11 +71,18 @@ def test_groups_split_things_by_id_and_class_and_drop_stray_specks() -> None:
     assert GroupKey(6, 7) not in cleaned and left_out[0]["instance_id"] == 7 and left_out[0]["class_id"] == 6
 
 
-def test_unknown_instance_ids_are_refused_with_the_ids_there_are() -> None:
+def test_instances_are_chosen_by_class_and_id_and_unknown_ones_are_refused_with_those_there_are() -> None:
+    from plift_nerfstudio.labels.class_table import scannet21_class_table
+
+    table = scannet21_class_table()  # 5 chair, 6 sofa, 1 wall
     keys = [GroupKey(5, 3), GroupKey(6, 3), GroupKey(5, 9), GroupKey(1, 0)]
-    assert select_instances(keys, [3]) == [GroupKey(5, 3), GroupKey(6, 3)]
-    with pytest.raises(ValueError, match=r"no instance 12 \(its instances: 3, 9"):
-        select_instances(keys, [3, 12])
+    assert select_instances(keys, ["3"], table) == [GroupKey(5, 3), GroupKey(6, 3)]  # an id: both objects on it
+    assert select_instances(keys, ["sofa-3"], table) == [GroupKey(6, 3)]  # the chair sharing its id stays out
+    assert select_instances(keys, ["chair-9", 3], table) == [GroupKey(5, 9), GroupKey(5, 3), GroupKey(6, 3)]
+    with pytest.raises(ValueError, match=r"no instance 12 \(its instances: chair-3, sofa-3, chair-9"):
+        select_instances(keys, ["3", "12"], table)
+    with pytest.raises(ValueError, match="no instance chair-12"):
+        select_instances(keys, ["chair-12"], table)
 
 
 def test_oriented_box_of_a_turned_box_has_its_extent() -> None:

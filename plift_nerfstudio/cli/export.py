@@ -2,7 +2,7 @@
 
     plift-export pointcloud --load-config outputs/.../config.yml --output-dir exports/points
     plift-export mesh --load-config outputs/.../config.yml --output-dir exports/meshes
-    plift-export pointcloud ... --instances 3 7                 # only these thing instances
+    plift-export pointcloud ... --instances chair-3 7            # only these thing instances
     plift-export mesh ... --crop-min 0 0 0 --crop-max 2 2 1.5   # only what lies in this box (dataset frame)
 
 Each writes scene.ply (and scene.glb for meshes), one file per thing instance (things/<class>-<id>.*) and per
@@ -38,8 +38,9 @@ class _Common:
     """Lower corner of a crop box (x y z in the dataset's frame); with --crop-max."""
     crop_max: Optional[Tuple[float, float, float]] = None
     """Upper corner of the crop box (dataset frame)."""
-    instances: Optional[Tuple[int, ...]] = None
-    """Export only these thing instances (ids as the renders and plift-edit show them), and no stuff."""
+    instances: Optional[Tuple[str, ...]] = None
+    """Export only these thing instances, and no stuff: chair-3 (class and id, as the renders, plift-edit and the
+    exported file names show them), or 3 (every instance with id 3: two classes may share an id)."""
     overwrite: bool = False
     """Replace an earlier export in --output-dir (only a folder whose manifest.json plift-export wrote)."""
 

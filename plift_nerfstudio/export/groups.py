@@ -4,7 +4,7 @@ may share an id) and one per stuff class, with the stray specks of each group le
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -70,14 +70,26 @@ def statistical_inliers(positions: np.ndarray, neighbours: int = 20, std_ratio: 
     return mask
 
 
-def select_instances(keys: Sequence[GroupKey], wanted: Sequence[int], source: str = "--instances") -> List[GroupKey]:
-    """The thing groups whose surrogate id is in ``wanted``; an id the scene lacks is refused, listing the ids it has."""
-    have = sorted({k.instance_id for k in keys if k.is_thing})
-    missing = sorted(set(int(w) for w in wanted) - set(have))
-    if missing:
-        raise ValueError(f"{source}: the scene has no instance {', '.join(map(str, missing))} (its instances: "
-                         f"{', '.join(map(str, have)) or 'none'}; plift-edit --load-config lists them)")
-    return [k for k in keys if k.is_thing and k.instance_id in set(int(w) for w in wanted)]
+def select_instances(keys: Sequence[GroupKey], wanted: Sequence[Union[int, str]], class_table: ClassTable,
+                     source: str = "--instances") -> List[GroupKey]:
+    """The thing groups ``wanted`` names: ``chair-3`` (the file-name stem: class and id) is that instance, ``3`` every
+    instance with surrogate id 3 (an id two classes share is two instances). A name the scene lacks is refused,
+    listing the instances it has."""
+    things = sorted((k for k in keys if k.is_thing), key=lambda k: (k.instance_id, k.class_id))
+    have = ", ".join(k.name(class_table) for k in things) or "none"
+    chosen: List[GroupKey] = []
+    for entry in wanted:
+        text = str(entry).strip()
+        if text.isdigit():
+            matches = [k for k in things if k.instance_id == int(text)]
+        else:
+            matches = [k for k in things if text in (k.name(class_table),
+                                                      f"{class_table.names[k.class_id - 1]}-{k.instance_id}")]
+        if not matches:
+            raise ValueError(f"{source}: the scene has no instance {text} (its instances: {have}; plift-edit "
+                             "--load-config lists them)")
+        chosen += [k for k in matches if k not in chosen]
+    return chosen
 
 
 def clean_groups(positions: np.ndarray, class_id: np.ndarray, instance_id: np.ndarray, eps: float,

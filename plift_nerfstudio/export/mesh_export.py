@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class ObjectMesh:
 
 
 def object_meshes(model, cameras, settings: MeshSettings, crop: Optional[CropBox] = None,
-                  instances: Optional[Sequence[int]] = None, progress: Optional[Progress] = None) -> tuple:
+                  instances: Optional[Sequence[Union[int, str]]] = None, progress: Optional[Progress] = None) -> tuple:
     """The objects' meshes (dataset frame) and the groups left out (too small once their specks are removed).
 
     Faces are labelled by the surface points the training views render (the point cloud export's, specks removed):
@@ -59,7 +59,7 @@ def object_meshes(model, cameras, settings: MeshSettings, crop: Optional[CropBox
                                       labelled.instance_id, settings.max_distance_voxels * float(lattice.spacing.max()))
     pieces: Dict[GroupKey, GroupMesh] = split_surface(lattice, labeller)
     if instances is not None:
-        wanted = set(select_instances(list(pieces), instances))
+        wanted = set(select_instances(list(pieces), instances, model.class_table))
         pieces = {k: v for k, v in pieces.items() if k in wanted}
     out: List[ObjectMesh] = []
     left_out: List[dict] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class LabelledCloud:
 
 
 def labelled_cloud(model, cameras, settings: PointCloudSettings, crop: Optional[CropBox] = None,
-                   instances: Optional[Sequence[int]] = None, progress: Optional[Progress] = None) -> LabelledCloud:
+                   instances: Optional[Sequence[Union[int, str]]] = None, progress: Optional[Progress] = None) -> LabelledCloud:
     """Render, crop, clean and group the scene's surface points; positions are returned in the dataset frame."""
     frame = model.dataset_frame
     model_bounds(model.field.aabb.cpu().numpy(), crop, frame)  # a crop box that misses the scene stops here
@@ -71,7 +71,7 @@ def labelled_cloud(model, cameras, settings: PointCloudSettings, crop: Optional[
     wanted = None
     if instances is not None:
         groups = group_indices(points.class_id, points.instance_id)
-        wanted = set(select_instances(list(groups), instances))
+        wanted = set(select_instances(list(groups), instances, model.class_table))
         chosen = np.sort(np.concatenate([groups[k] for k in wanted]))
         points, model_positions = points.subset(chosen), model_positions[chosen]
     if progress is not None:
