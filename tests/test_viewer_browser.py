@@ -232,7 +232,76 @@ def click_at(driver, x: int, y: int) -> None:
         time.sleep(0.1)
 
 
-def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Path) -> None:
+def patches(view: np.ndarray, mask: np.ndarray):
+    """The coloured patches of a screenshot of the instances output, largest first: (colour, ys, xs) of each
+    instance colour (quantised), with the pixel nearest its middle first."""
+    ys, xs = np.nonzero(mask)
+    colours, inverse, counts = np.unique(view[ys, xs] // 32, axis=0, return_inverse=True, return_counts=True)
+    out = []
+    for k in np.argsort(-counts):
+        mine = inverse.ravel() == k
+        py, px = ys[mine], xs[mine]
+        order = np.argsort(np.abs(px - np.median(px)) + np.abs(py - np.median(py)))
+        out.append((tuple(colours[k]), py[order], px[order]))
+    return out
+
+
+def selections(viewer: Viewer) -> int:
+    return viewer.log.count("panel: selected ")
+
+
+def select_at(driver, viewer: Viewer, x: int, y: int) -> str:
+    """Arm 'Select an object', click the render at page (x, y) and return what the panel says it selected."""
+    press(driver, viewer, "Select an object (then click it)")
+    wait_until(lambda: "click an object" in panel_status(driver), 30, "the panel to wait for a click",
+               status_report(driver))
+    before = selections(viewer)
+    time.sleep(1.0)
+    click_at(driver, x, y)
+    wait_until(lambda: selections(viewer) > before, 60, "the selection after clicking the render", status_report(driver))
+    return field(driver, "Selected").get_attribute("value") or ""
+
+
+def act(driver, viewer: Viewer, button: str, answer: str, what: str) -> str:
+    """Press a panel button and wait for the status that answers it."""
+    press(driver, viewer, button)
+    return wait_until(lambda: answer in panel_status(driver) and panel_status(driver), 60, what, status_report(driver))
+
+
+def slide_to(driver, viewer: Viewer, label: str, value: float, answer: str) -> str:
+    """Type a value into a slider's number box and wait for the panel's answer."""
+    set_number(driver, label, value)
+    wait_until(lambda: answer in panel_status(driver), 60, f"the placement by {label!r}", status_report(driver))
+    return panel_status(driver)
+
+
+def number_value(driver, label: str) -> float:
+    """The value in the number box beside a slider."""
+    box = driver.execute_script(FIELD_SCRIPT.replace("box.querySelector('input')",
+                                                     "[...box.querySelectorAll('input')].pop()"), label)
+    return float(box.get_attribute("value"))
+
+
+def expected_edit_list(config_path: Path, instance_id: int, class_name: str, moved_y: float) -> dict:
+    """The edit list the story must save: a duplicate of the first object one object width along x (as 'Duplicate'
+    places it) and moved along y, with the pivot and up that plift-edit needs written out (computed here from the
+    same checkpoint as the viewer's)."""
+    from plift_nerfstudio.editing.edit_list import Edit, EditList, RigidTransform
+    from plift_nerfstudio.editing.edited_run import explicit_edit_list
+    from plift_nerfstudio.runs import load_trained_pipeline
+
+    _, pipeline, _, _ = load_trained_pipeline(config_path)
+    model = pipeline.model
+    regions = model.instance_regions()
+    region = regions[(instance_id, model.class_table.names.index(class_name) + 1)]
+    offset = float((region.seen_size / model.dataset_frame.scale)[0]) * 1.1
+    edits = EditList([Edit("duplicate", instance_id, class_name, RigidTransform(translation=(offset, moved_y, 0.0)))])
+    return explicit_edit_list(edits, regions, model.class_table, model.dataset_frame).to_json_dict()
+
+
+def test_an_editing_story_in_the_browser(viewer, browser, tiny_scene_dir: Path, trained_tiny_run: Path) -> None:
+    """Select an object, duplicate it, move the copy, select another object, hide it, reselect the first and nudge
+    it, undo twice, save: the saved edit list holds exactly the moved copy."""
     url, workdir = viewer.url, viewer.workdir
     shots = Path(os.environ.get("PLIFT_SCREENSHOT_DIR", workdir))
     shots.mkdir(parents=True, exist_ok=True)
@@ -245,13 +314,13 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
     assert field(browser, "4 bed (thing)") is not None and field(browser, "1 wall") is not None
     assert field(browser, "Selected").get_attribute("value") == "nothing selected"
 
-    # look through the training cameras that see most objects until the instances output shows one (thing pixels in
+    # look through the training cameras that see most objects until the instances output shows two (thing pixels in
     # the instance palette's colours, stuff in grey)
     click_button(browser, "Hide Train Cams")  # a camera's own picture would cover the render
     choose_output(browser, "instances")
     left, top, width, height = scene_area(browser)
 
-    def saturated():
+    def coloured():
         view = screenshot(browser)[top : top + height, left : left + width]
         mask = (view.max(-1) - view.min(-1)) > 30  # palette colours; grey (stuff) and JPEG noise stay below
         return (view, mask) if mask.mean() > 0.002 else None
@@ -265,48 +334,68 @@ def test_select_hide_and_save_in_the_browser(viewer, browser, tiny_scene_dir: Pa
                    f"the camera to move to training view {index}", status_report(browser))
         time.sleep(3)  # the render from there arrives
         try:
-            found = wait_until(saturated, 30, "thing instances in the instances output")
-            break
+            found = wait_until(coloured, 30, "thing instances in the instances output")
+            if len(patches(*found)) >= 2:
+                break
         except AssertionError:
             continue
     browser.save_screenshot(str(shots / "viewer_instances.png"))
     assert found is not None, "no thing instance in the instances output from the 4 training views that show most"
-    view, mask = found
+    first_patches = patches(*found)
 
-    # click the middle of the largest coloured patch
-    ys, xs = np.nonzero(mask)
-    colours, counts = np.unique((view[ys, xs] // 32), axis=0, return_counts=True)
-    main = colours[counts.argmax()]
-    patch = np.all(view[ys, xs] // 32 == main, axis=-1)
-    pick = np.argmin(np.abs(xs[patch] - np.median(xs[patch])) + np.abs(ys[patch] - np.median(ys[patch])))
-    x, y = int(xs[patch][pick]) + left, int(ys[patch][pick]) + top
-    press(browser, viewer, "Select an object (then click it)")
-    wait_until(lambda: "click an object" in panel_status(browser), 30, "the panel to wait for a click",
-               status_report(browser))
-    time.sleep(1.0)
-    click_at(browser, x, y)
-    selected = wait_until(lambda: (field(browser, "Selected").get_attribute("value") or "").replace("nothing selected", ""),
-                          60, "the selection after clicking the render")
+    # 1. select the largest object and duplicate it; the copy is selected and the sliders place it
+    _, ys, xs = first_patches[0]
+    first_xy = [(int(x) + left, int(y) + top) for y, x in zip(ys[:8], xs[:8])]
+    selected = select_at(browser, viewer, *first_xy[0])
     match = re.match(r"(\w[\w ]*), id (\d+), size", selected)
     assert match, f"clicked a thing pixel, but the panel says {selected!r}"
-    class_name, instance_id = match.group(1), int(match.group(2))
-
+    first = (match.group(1), int(match.group(2)))
+    act(browser, viewer, "Duplicate", f"made copy 1 of {first[0]} {first[1]}", "the duplicate")
+    assert number_value(browser, "Move x") > 0, "the copy starts one object width along x"
+    slide_to(browser, viewer, "Move y", 0.1, f"placed copy 1 of {first[0]} {first[1]}")
     choose_output(browser, "panoptic")
-    time.sleep(3)
-    browser.save_screenshot(str(shots / "viewer_selected_panoptic.png"))
-    press(browser, viewer, "Hide (delete)")
-    # 60 s as for the selection: the panel answers once the viewer's thread has applied the edit
-    wait_until(lambda: "hidden:" in panel_status(browser), 60, "the deletion", status_report(browser))
-    time.sleep(4)  # the render updates (how much of the object goes depends on how well the tiny run learnt it; the
-    # hand-made field's tests and scripts/benchmark_editing.py check that deleted objects vanish)
-    browser.save_screenshot(str(shots / "viewer_hidden.png"))
+    time.sleep(4)
+    browser.save_screenshot(str(shots / "viewer_story_copy.png"))
 
-    # the server's side: the edit list it saves holds the deletion of the selected instance
+    # 2. select another object (not the first, not its copy) and hide it
+    choose_output(browser, "instances")
+    time.sleep(4)
+    view = screenshot(browser)[top : top + height, left : left + width]
+    second = None
+    for _, ys, xs in patches(view, (view.max(-1) - view.min(-1)) > 30)[:6]:
+        selected = select_at(browser, viewer, int(xs[0]) + left, int(ys[0]) + top)
+        match = re.match(r"(\w[\w ]*), id (\d+), size", selected)
+        if match and (match.group(1), int(match.group(2))) != first and "copy" not in selected:
+            second = (match.group(1), int(match.group(2)))
+            break
+    assert second is not None, "the render shows no second object to select"
+    act(browser, viewer, "Hide (delete)", f"hidden: {second[0]} {second[1]}", "the hiding")
+
+    # 3. reselect the first object (where it was clicked) and nudge it: the sliders start from its own placement
+    for x, y in first_xy:
+        selected = select_at(browser, viewer, x, y)
+        if selected.startswith(f"{first[0]}, id {first[1]}, size"):
+            break
+    else:
+        raise AssertionError(f"the first object {first} could not be clicked again; the panel says {selected!r}")
+    assert field(browser, "Its edit").get_attribute("value") == f"{first[0]} {first[1]}: in place; 1 copy"
+    assert number_value(browser, "Move x") == 0.0  # its own place, not the copy's
+    slide_to(browser, viewer, "Move x", 0.05, f"placed {first[0]} {first[1]}")
+
+    # 4. undo the nudge and the hiding; save
+    act(browser, viewer, "Undo", f"undid the placement of {first[0]} {first[1]}", "the first undo")
+    act(browser, viewer, "Undo", f"undid the hiding of {second[0]} {second[1]}", "the second undo")
+    choose_output(browser, "panoptic")
+    time.sleep(4)
+    browser.save_screenshot(str(shots / "viewer_story_saved.png"))
     press(browser, viewer, "Save edit list")
     saved = wait_until(lambda: (workdir / "edits.json").is_file() and workdir / "edits.json", 60, "edits.json",
                        lambda: f"{status_report(browser)()}; ns-viewer's threads: {viewer.stacks()[-6000:]}")
     data = json.loads(saved.read_text())
-    assert data["version"] == 1
-    assert data["edits"] == [{"op": "delete", "instance_id": instance_id, "class": class_name}]
-    status = panel_status(browser)
-    assert "saved 1 edits" in status, status
+    assert "saved 1 edits" in panel_status(browser), panel_status(browser)
+    expected = expected_edit_list(trained_tiny_run, first[1], first[0], 0.1)
+    got_transform, expected_transform = data["edits"][0].pop("transform"), expected["edits"][0].pop("transform")
+    assert data == expected
+    for key in ("translation", "pivot"):
+        np.testing.assert_allclose(got_transform[key], expected_transform[key], atol=1e-5, err_msg=key)
+    assert (got_transform["rotation_deg"], got_transform["scale"]) == (0.0, 1.0)
