@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Editing benchmark: delete, duplicate and move thing objects of the demo scene and score the edited renders against
-the true edited scene (plift-synth renders the same edit list applied to its own boxes).
+"""Editing benchmark: delete, duplicate and move thing objects of the demo scene (or of a shipped realistic room) and
+score the edited renders against the true edited scene (plift-synth renders the same edit list applied to its own
+boxes; for a realistic room Blender renders its edited layout).
 
-Steps: train the CPU preset on the demo scene (or --load-config a run); match each true object to the instance id our
+Steps: train a preset on the scene (panoptic-lifting-lite on the demo scene, panoptic-lifting-cpu on a realistic
+room; or --load-config a run); match each true object to the instance id our
 renders give it (majority over the test views); pick one object to delete, one to duplicate and one to move, with
 poses on free floor that the test cameras see; write the two edit lists (our ids / the room's ids, the same
 transforms and pivots); plift-edit writes the edited run; render the test views unedited and edited.
@@ -17,17 +19,20 @@ Writes results.md, results.json, before_after.png and (unless --no-video) an ns-
   python scripts/benchmark_editing.py                    # demo scene, panoptic-lifting-lite, 3000 steps
   python scripts/benchmark_editing.py --quick            # CI: small scene, short training (numbers meaningless)
   python scripts/benchmark_editing.py --load-config outputs/.../config.yml   # a trained run of a plift-synth scene
+  python scripts/benchmark_editing.py --realistic studio-0  # a shipped realistic room (panoptic-lifting-cpu; the
+                                                            # edited truth is rendered with Blender: '.[scenes]')
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -47,9 +52,10 @@ from plift_nerfstudio.runs import load_trained_pipeline
 from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
 from plift_nerfstudio.synth.edits import instance_boxes
 from plift_nerfstudio.synth.render import Intrinsics, camera_path
-from plift_nerfstudio.synth.scene import Room, make_room
+from plift_nerfstudio.synth.scene import make_room
 
 CONSOLE = Console()
+SHIPPED_ROOMS = Path(__file__).resolve().parent.parent / "data" / "realistic"
 COST_TARGET = 1.5
 OUTSIDE_PSNR_TARGET = 0.1  # dB
 
@@ -62,17 +68,140 @@ class EditingOptions(DemoRunOptions):
     """Where the scene, the run, the edited run, the truth and the results go."""
     video: bool = True
     """Render an ns-render video of the edited run (interpolating the test cameras)."""
+    realistic: Optional[str] = None
+    """A shipped realistic room (a folder under data/realistic/, e.g. studio-0) instead of the procedural demo scene:
+    panoptic-lifting-cpu trains on it (with its shipped sparse depth), and the true edited room is rendered with
+    Blender (pip install -e '.[scenes]'). With --load-config: a run of that room."""
 
 
-# ----------------------------------------------------------------------------------------------- scene and truth
-def synth_options_of(data: Path) -> SynthOptions:
-    meta = json.loads((data / "transforms.json").read_text())
-    synth = meta.get("plift_synth")
-    if synth is None:
-        raise ValueError(f"{data}/transforms.json: not a plift-synth dataset (no 'plift_synth' section); the "
-                         "benchmark needs the room's true geometry")
-    return SynthOptions(output=data, seed=synth["seed"], num_frames=len(meta["frames"]), width=int(meta["w"]),
-                        height=int(meta["h"]), scene=synth["scene"], test_every=synth["test_every"])
+# ----------------------------------------------------------------------------------------------- the true scenes
+@dataclass
+class Thing:
+    """A true object: its class, its box (lo, hi, dataset frame) and its corners (of all its parts)."""
+
+    class_name: str
+    lo: np.ndarray
+    hi: np.ndarray
+    corners: np.ndarray  # [N, 3]
+
+    @property
+    def pivot(self) -> np.ndarray:
+        """The centre of its footprint on the floor (what plift-edit takes by default)."""
+        return np.array([(self.lo[0] + self.hi[0]) / 2, (self.lo[1] + self.hi[1]) / 2, self.lo[2]])
+
+
+class ProceduralTruth:
+    """The demo scene's room (plift-synth): boxes; the edited truth is plift-synth's render of the edited room."""
+
+    def __init__(self, data: Path, meta: dict) -> None:
+        synth = meta.get("plift_synth")
+        if synth is None:
+            raise ValueError(f"{data}/transforms.json: not a plift-synth dataset (no 'plift_synth' section); the "
+                             "benchmark needs the room's true geometry (or --realistic ROOM for a realistic room)")
+        self.data = data
+        self.options = SynthOptions(output=data, seed=synth["seed"], num_frames=len(meta["frames"]),
+                                    width=int(meta["w"]), height=int(meta["h"]), scene=synth["scene"],
+                                    test_every=synth["test_every"])
+        self.room = make_room(self.options.seed, self.options.scene)
+        self.poses = camera_path(self.room, self.options.num_frames, np.random.default_rng(self.options.seed + 7919))
+        self.intrinsics = Intrinsics.from_fov(self.options.width, self.options.height)
+        self.boxes = instance_boxes(self.room)
+        self.things = {g: Thing(b[0].class_name, np.min([x.lo for x in b], 0), np.max([x.hi for x in b], 0),
+                                np.concatenate([box_corners(x.lo, x.hi) for x in b])) for g, b in self.boxes.items()}
+        self.room_size = np.asarray(self.room.size[:2], dtype=np.float64)
+        self.num_instances = self.room.num_instances
+
+    def blockers(self, left_out: List[int]) -> List[Tuple[np.ndarray, np.ndarray]]:
+        return [(b.lo, b.hi) for b in self.room.boxes if b.instance not in set(left_out)]
+
+    def near(self, g: int, points: np.ndarray, margin: float) -> np.ndarray:
+        """Which of ``points`` (in the original object's frame) lie within ``margin`` of the object."""
+        out = np.zeros(len(points), dtype=bool)
+        for b in self.boxes[g]:
+            out |= np.all((points >= b.lo - margin) & (points <= b.hi + margin), axis=-1)
+        return out
+
+    def edited(self, edit_list_path: Path, frames: List[dict], out: Path) -> Tuple[dict, dict]:
+        """(the edited truth, the unedited truth rendered the same way) of ``frames``."""
+        truth_dir = out / "edited_truth"
+        write_dataset(dataclasses.replace(self.options, output=truth_dir, edits=edit_list_path, overwrite=True))
+        edited_meta = json.loads((truth_dir / "edited_truth.json").read_text())
+        return read_truth(truth_dir, edited_meta["frames"]), read_truth(self.data, frames)
+
+
+class RealisticTruth:
+    """A realistic room (plift-realistic-scene): the layout is made again from its kind and seed; the edited truth is
+    Blender's render of the edited layout (colour with Cycles, ground truth by ray casting)."""
+
+    def __init__(self, data: Path, meta: dict) -> None:
+        from plift_nerfstudio.scenes.realistic.edits import instance_objects, object_box, part_corners
+        from plift_nerfstudio.scenes.realistic.layout import make_layout
+
+        info = meta.get("plift_realistic")
+        if info is None:
+            raise ValueError(f"{data}/transforms.json: not a plift-realistic-scene dataset (no 'plift_realistic' section)")
+        self.data, self.info = data, info
+        self.layout = make_layout(info["kind"], info["seed"])
+        self.poses = np.array([f["transform_matrix"] for f in meta["frames"]], dtype=np.float64)
+        self.intrinsics = Intrinsics.from_fov(info["width"], info["height"], info["fov_deg"])
+        self.objects = instance_objects(self.layout)
+        self.things = {}
+        for g, obj in self.objects.items():
+            lo, hi = object_box(obj)
+            self.things[g] = Thing(obj.class_name, lo, hi, np.concatenate([part_corners(q) for q in obj.parts]))
+        self.room_size = np.asarray(self.layout.size[:2], dtype=np.float64)
+        self.num_instances = self.layout.num_instances
+        self._part_corners = part_corners
+
+    def blockers(self, left_out: List[int]) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Boxes of what stands on the floor (furniture, doors; not the floor, walls, ceiling or a rug)."""
+        from plift_nerfstudio.scenes.realistic.edits import object_box
+
+        out = []
+        for obj in self.layout.objects:
+            if obj.instance in set(left_out) or obj.class_name in ("floor", "wall", "ceiling"):
+                continue
+            lo, hi = object_box(obj)
+            if hi[2] - lo[2] > 0.05 and lo[2] < 1.0:
+                out.append((lo, hi))
+        return out
+
+    def near(self, g: int, points: np.ndarray, margin: float) -> np.ndarray:
+        out = np.zeros(len(points), dtype=bool)
+        for part in self.objects[g].parts:
+            c, s = np.cos(part.turn), np.sin(part.turn)
+            local = (points - np.asarray(part.centre)) @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+            out |= np.all(np.abs(local) <= np.asarray(part.size) / 2 + margin, axis=-1)
+        return out
+
+    def edited(self, edit_list_path: Path, frames: List[dict], out: Path) -> Tuple[dict, dict]:
+        """(the edited truth, the unedited truth rendered the same way) of ``frames``: Blender renders both, so that
+        the relighting outside the edits is measured with one renderer (the shipped images may come from another
+        Blender release)."""
+        from plift_nerfstudio.scenes.realistic.edits import edit_layout
+
+        edited_layout = edit_layout(self.layout, load_edit_list(edit_list_path), str(edit_list_path))
+        return self._blender(edited_layout, frames, "edited room"), self._blender(self.layout, frames, "unedited room")
+
+    def _blender(self, layout, frames: List[dict], what: str) -> dict:
+        from rich.progress import Progress
+
+        from plift_nerfstudio.scenes.realistic.blender_scene import BlenderRoom, RenderSettings
+
+        room = BlenderRoom(layout, self.intrinsics, RenderSettings(samples=int(self.info.get("samples", 24))))
+        keys = ("rgb", "semantics", "instances", "depth")
+        views: Dict[str, list] = {k: [] for k in keys}
+        with Progress(console=CONSOLE) as progress:
+            task = progress.add_task(f"Blender: {what}", total=len(frames))
+            for frame in frames:
+                c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)
+                gt = room.ground_truth(c2w)
+                views["rgb"].append(room.render_rgb(c2w) / 255.0)
+                views["semantics"].append(gt.semantics.astype(np.int64))
+                views["instances"].append(gt.instances.astype(np.int64))
+                views["depth"].append(gt.depth.astype(np.float64))
+                progress.advance(task)
+        return {k: np.stack(v) for k, v in views.items()}
 
 
 def read_truth(root: Path, frames: List[dict]) -> Dict[str, np.ndarray]:
@@ -84,12 +213,6 @@ def read_truth(root: Path, frames: List[dict]) -> Dict[str, np.ndarray]:
     }
 
 
-def footprint_after(boxes, matrix: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    corners = np.concatenate([box_corners(b.lo, b.hi) for b in boxes])
-    moved = corners @ matrix[:3, :3].T + matrix[:3, 3]
-    return moved.min(0), moved.max(0)
-
-
 def rigid(translation, rotation_deg: float, pivot: np.ndarray) -> np.ndarray:
     angle = np.radians(rotation_deg)
     rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
@@ -99,26 +222,34 @@ def rigid(translation, rotation_deg: float, pivot: np.ndarray) -> np.ndarray:
     return out
 
 
-def free_placement(room: Room, object_id: int, others_removed: List[int], cameras: np.ndarray, test_poses: np.ndarray,
-                   intr: Intrinsics, rotation_deg: float) -> Optional[List[float]]:
-    """A translation (x, y, 0) putting the object, turned by ``rotation_deg``, on free floor: off every other box, inside
-    the room, 0.5 m from every camera position, seen whole by as many test cameras as possible."""
-    boxes = instance_boxes(room)[object_id]
-    lo = np.min([b.lo for b in boxes], axis=0)
-    hi = np.max([b.hi for b in boxes], axis=0)
-    pivot = (lo + hi) / 2
-    size = hi - lo
-    blockers = [b for b in room.boxes if b.instance not in set(others_removed) | {object_id}]
+def placed_box(thing: Thing, placement: dict) -> Tuple[np.ndarray, np.ndarray]:
+    """Box (lo, hi) of ``thing`` under ``placement`` (translation, rotation_deg, pivot)."""
+    matrix = rigid(placement["translation"], placement["rotation_deg"], np.asarray(placement["pivot"]))
+    moved = thing.corners @ matrix[:3, :3].T + matrix[:3, 3]
+    return moved.min(0), moved.max(0)
+
+
+def free_placement(truth, object_id: int, left_out: List[int], cameras: np.ndarray, test_poses: np.ndarray,
+                   intr: Intrinsics, rotation_deg: float, placed: Sequence[Tuple[np.ndarray, np.ndarray]] = ()
+                   ) -> Optional[List[float]]:
+    """A translation (x, y, 0) putting the object, turned by ``rotation_deg`` about its footprint's centre, on free
+    floor: off everything else that stands there (and the boxes of copies ``placed`` before), inside the room, 0.5 m
+    from every camera position, seen whole by as many test cameras as possible."""
+    thing = truth.things[object_id]
+    size = thing.hi - thing.lo
+    blockers = truth.blockers(left_out + [object_id]) + list(placed)
     best, best_seen = None, 0
     steps = np.linspace(-2.5, 2.5, 21)
     for dx in steps:
         for dy in steps:
             translation = [float(dx), float(dy), 0.0]
-            new_lo, new_hi = footprint_after(boxes, rigid(translation, rotation_deg, pivot))
-            if np.any(new_lo[:2] < 0.05) or np.any(new_hi[:2] > room.size[:2] - 0.05):
+            matrix = rigid(translation, rotation_deg, thing.pivot)
+            moved = thing.corners @ matrix[:3, :3].T + matrix[:3, 3]
+            new_lo, new_hi = moved.min(0), moved.max(0)
+            if np.any(new_lo[:2] < 0.05) or np.any(new_hi[:2] > truth.room_size - 0.05):
                 continue
-            if any(np.all(new_lo[:2] < b.hi[:2] + 0.08) and np.all(new_hi[:2] > b.lo[:2] - 0.08) and b.lo[2] < new_hi[2]
-                   for b in blockers):
+            if any(np.all(new_lo[:2] < hi[:2] + 0.08) and np.all(new_hi[:2] > lo[:2] - 0.08) and lo[2] < new_hi[2]
+                   for lo, hi in blockers):
                 continue
             near = np.clip(cameras[:, :2], new_lo[:2], new_hi[:2])
             if np.min(np.linalg.norm(cameras[:, :2] - near, axis=-1)) < 0.5 + 0.5 * float(size[:2].max() > 1.5):
@@ -204,38 +335,33 @@ def points_of(depth: np.ndarray, cameras, index: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- main
-def main(opts: EditingOptions) -> dict:
-    out = opts.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if opts.load_config is None:
+def trained_run(opts: EditingOptions, out: Path) -> Path:
+    """The run to edit: --load-config, or the CPU preset trained on the realistic room, or the demo run."""
+    if opts.load_config is not None:
+        return opts.load_config
+    if opts.realistic is None:
         from plift_nerfstudio.experiment import train_demo_run
 
-        config_path = train_demo_run(out, opts.quick, opts.steps, "editing")
-    else:
-        config_path = opts.load_config
-    config, pipeline, _, step = load_trained_pipeline(config_path)
-    model = pipeline.model
-    data = Path(config.pipeline.datamanager.data)
-    synth = synth_options_of(data)
-    room = make_room(synth.seed, synth.scene)
-    poses = camera_path(room, synth.num_frames, np.random.default_rng(synth.seed + 7919))
-    intr = Intrinsics.from_fov(synth.width, synth.height)
-    meta = json.loads((data / "transforms.json").read_text())
-    test_names = set(meta["test_filenames"])
-    test_frames = [f for f in meta["frames"] if f["file_path"] in test_names]
-    test_index = [i for i, f in enumerate(meta["frames"]) if f["file_path"] in test_names]
-    eval_dataset = pipeline.datamanager.eval_dataset
-    names = [Path(f).name for f in eval_dataset.image_filenames]
-    order = [names.index(Path(f["file_path"]).name) for f in test_frames]
-    cameras = eval_dataset.cameras[torch.tensor(order)].to(model.device)
-    truth = read_truth(data, test_frames)
+        return train_demo_run(out, opts.quick, opts.steps, "editing")
+    from plift_nerfstudio.experiment import run_config
+    from plift_nerfstudio.method_config import panoptic_lifting_cpu
 
-    # ------------------------------------------------ match true objects to our ids, choose the edits
-    model.apply_edits(None)
-    ours, plain_seconds = render_views(model, cameras)
-    things = instance_boxes(room)
-    matches = match_objects(truth, ours, sorted(things))
-    usable = [g for g in sorted(things) if matches[g]["ours"] is not None]
+    data = SHIPPED_ROOMS / opts.realistic
+    if not (data / "transforms.json").is_file():
+        raise ValueError(f"--realistic {opts.realistic}: no room {data} (shipped: "
+                         f"{', '.join(sorted(p.name for p in SHIPPED_ROOMS.iterdir() if p.is_dir()))})")
+    config = run_config(panoptic_lifting_cpu.config, data, out / "runs", "editing")
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    return config.get_base_dir() / "config.yml"
+
+
+def choose_edits(truth, matches: Dict[int, dict], ours: Dict[str, np.ndarray], test_index: List[int]):
+    """One true object per operation (each with an instance of its own in our renders), and the poses of the copies
+    on free floor the test cameras see. Returns (chosen: op -> true id, placements: op -> transform)."""
+    usable = [g for g in sorted(truth.things) if matches[g]["ours"] is not None]
     usable.sort(key=lambda g: -(matches[g]["coverage"] * matches[g]["purity"]))
     claimed = {}
     key = lambda g: (matches[g]["ours"], matches[g]["class_id"])  # noqa: E731
@@ -252,41 +378,77 @@ def main(opts: EditingOptions) -> dict:
     prefer = {"delete": ("chair", "bag", "television"), "duplicate": ("refrigerator", "chair", "television", "bag"),
               "move": ("bag", "chair", "television", "refrigerator")}
     chosen: Dict[str, int] = {}
-    for op in ops:
+
+    def ranked(op: str) -> List[int]:
         left = [g for g in usable if g not in chosen.values()]
-        ranked = sorted(left, key=lambda g: (things[g][0].class_name not in prefer[op],
-                                             prefer[op].index(things[g][0].class_name) if things[g][0].class_name in prefer[op] else 0))
-        chosen[op] = ranked[0]
-    camera_positions = poses[:, :3, 3]
-    test_poses = poses[test_index]
+        names = {g: truth.things[g].class_name for g in left}
+        return sorted(left, key=lambda g: (names[g] not in prefer[op],
+                                           prefer[op].index(names[g]) if names[g] in prefer[op] else 0))
+
+    for op in ops:
+        chosen[op] = ranked(op)[0]
+    camera_positions = truth.poses[:, :3, 3]
+    test_poses = truth.poses[test_index]
     placements = {}
     # the copy of an object standing against a wall keeps its seen front to the room (turned, the side that faced
-    # the wall would show, which no camera saw); the moved object stands free and is turned round
-    for op, rotation in (("duplicate", 0.0), ("move", 180.0)):
+    # the wall would show, which no camera saw); the moved object stands free and is turned round. An object with no
+    # free floor the test cameras see gives way to the next one of the preferred classes
+    for op, turns in (("duplicate", (0.0,)), ("move", (180.0, 0.0))):
         if op not in chosen:
             continue
-        removed = [chosen[o] for o in ("delete", "move") if o in chosen]
-        translation = free_placement(room, chosen[op], removed, camera_positions, test_poses, intr, rotation)
-        if translation is None:
-            rotation = 0.0
-            translation = free_placement(room, chosen[op], removed, camera_positions, test_poses, intr, rotation)
-        if translation is None:  # a small room may have no free floor the test cameras see: leave the edit out
-            CONSOLE.print(f"[yellow]no free floor for the {op} of object {chosen[op]} that the test cameras see: "
-                          f"{op} left out")
+        for g in [chosen[op]] + ranked(op):
+            chosen[op] = g
+            removed = [chosen[o] for o in ("delete", "move") if o in chosen]
+            translation, rotation = None, 0.0
+            placed = [placed_box(truth.things[chosen[o]], placements[o]) for o in placements]
+            for rotation in turns:
+                translation = free_placement(truth, g, removed, camera_positions, test_poses, truth.intrinsics, rotation,
+                                             placed)
+                if translation is not None:
+                    break
+            if translation is not None:
+                placements[op] = {"translation": translation, "rotation_deg": rotation, "scale": 1.0,
+                                  "pivot": [float(v) for v in truth.things[g].pivot]}
+                break
+            CONSOLE.print(f"[yellow]no free floor for the {op} of object {g} ({truth.things[g].class_name}) that the "
+                          "test cameras see: the next object is tried")
+        else:  # a small room may have no free floor the test cameras see: leave the edit out
+            CONSOLE.print(f"[yellow]no object can be placed for the {op}: {op} left out")
             del chosen[op]
-            continue
-        boxes = things[chosen[op]]
-        pivot = (np.min([b.lo for b in boxes], 0) + np.max([b.hi for b in boxes], 0)) / 2
-        placements[op] = {"translation": translation, "rotation_deg": rotation, "scale": 1.0,
-                          "pivot": [float(v) for v in pivot]}
+    return chosen, placements
 
-    ops = tuple(op for op in ops if op in chosen)
+
+def main(opts: EditingOptions) -> dict:
+    out = opts.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = trained_run(opts, out)
+    config, pipeline, _, step = load_trained_pipeline(config_path)
+    model = pipeline.model
+    data = Path(config.pipeline.datamanager.data)
+    meta = json.loads((data / "transforms.json").read_text())
+    truth_scene = RealisticTruth(data, meta) if "plift_realistic" in meta else ProceduralTruth(data, meta)
+    test_names = set(meta["test_filenames"])
+    test_frames = [f for f in meta["frames"] if f["file_path"] in test_names]
+    test_index = [i for i, f in enumerate(meta["frames"]) if f["file_path"] in test_names]
+    eval_dataset = pipeline.datamanager.eval_dataset
+    names = [Path(f).name for f in eval_dataset.image_filenames]
+    order = [names.index(Path(f["file_path"]).name) for f in test_frames]
+    cameras = eval_dataset.cameras[torch.tensor(order)].to(model.device)
+    truth = read_truth(data, test_frames)
+
+    # ------------------------------------------------ match true objects to our ids, choose the edits
+    model.apply_edits(None)
+    ours, plain_seconds = render_views(model, cameras)
+    things = truth_scene.things
+    matches = match_objects(truth, ours, sorted(things))
+    chosen, placements = choose_edits(truth_scene, matches, ours, test_index)
+    ops = tuple(op for op in ("delete", "duplicate", "move") if op in chosen)
     class_names = model.class_table.names
 
     def edit_list(ids: Dict[int, int], ours: bool) -> dict:
         def entry(op: str) -> dict:
             g = chosen[op]
-            name = class_names[matches[g]["class_id"] - 1] if ours else things[g][0].class_name
+            name = class_names[matches[g]["class_id"] - 1] if ours else things[g].class_name
             e = {"op": op, "instance_id": ids[g], "class": name}
             if op != "delete":
                 e["transform"] = placements[op]
@@ -297,17 +459,12 @@ def main(opts: EditingOptions) -> dict:
     (out / "edits_ours.json").write_text(json.dumps(edit_list(ours_ids, ours=True), indent=2))
     (out / "edits_truth.json").write_text(json.dumps(edit_list({g: g for g in chosen.values()}, ours=False), indent=2))
 
-    # ------------------------------------------------ the edited run (plift-edit) and the edited truth (plift-synth)
+    # ------------------------------------------------ the edited run (plift-edit) and the edited truth
     edited_dir = out / "edited_run"
     edited_config = plift_edit(EditOptions(load_config=config_path, edits=out / "edits_ours.json",
                                            output_dir=edited_dir, overwrite=True))
     assert edited_config is not None
-    truth_dir = out / "edited_truth"
-    import dataclasses
-
-    write_dataset(dataclasses.replace(synth, output=truth_dir, edits=out / "edits_truth.json", overwrite=True))
-    edited_meta = json.loads((truth_dir / "edited_truth.json").read_text())
-    truth_edited = read_truth(truth_dir, edited_meta["frames"])
+    truth_edited, truth_same_renderer = truth_scene.edited(out / "edits_truth.json", test_frames, out)
 
     model.apply_edits(load_edit_list(edited_dir / "edits.json"), str(edited_dir / "edits.json"))
     edited, edited_seconds = render_views(model, cameras)
@@ -341,27 +498,26 @@ def main(opts: EditingOptions) -> dict:
     edited_vs_plain_truth = masked_scores(edited, truth, outside, num_classes)
     rows["edited render vs unedited truth"] = {"inside": None, "outside": edited_vs_plain_truth, "all": None}
     psnr_outside_delta = abs(edited_vs_plain_truth["psnr"] - rows["unedited render vs unedited truth"]["outside"]["psnr"])
-    relit_outside = psnr(truth_edited["rgb"][outside], truth["rgb"][outside])
+    relit_outside = psnr(truth_edited["rgb"][outside], truth_same_renderer["rgb"][outside])
 
     resolved = {e.op: e for e in model_edits(model, edited_dir)}
     per_edit = {}
     g = chosen["delete"]
     deleted_id, deleted_class = ours_ids[g], matches[g]["class_id"]
     revealed = (truth["instances"] == g) & (truth_edited["instances"] != g)
+    left = (edited["instance_id"] == deleted_id) & (edited["semantic_id"] == deleted_class)
     per_edit["delete"] = {
-        "true_object": g, "class": things[g][0].class_name, "our_id": deleted_id,
-        "pixels_left_with_the_id": int(((edited["instance_id"] == deleted_id) & (edited["semantic_id"] == deleted_class)).sum()),
+        "true_object": g, "class": things[g].class_name, "our_id": deleted_id,
+        "pixels_left_with_the_id": int(left.sum()),
         "pixels_before": int(((ours["instance_id"] == deleted_id) & (ours["semantic_id"] == deleted_class)).sum()),
-        "left_pixels_at": [[int(v) for v in where] for where in np.argwhere(
-            (edited["instance_id"] == deleted_id) & (edited["semantic_id"] == deleted_class))[:20]],
-        "left_pixels_accumulation": [float(edited_accumulation) for edited_accumulation in edited["accumulation"][
-            (edited["instance_id"] == deleted_id) & (edited["semantic_id"] == deleted_class)][:20].ravel()],
+        "left_pixels_at": [[int(v) for v in where] for where in np.argwhere(left)[:20]],
+        "left_pixels_accumulation": [float(a) for a in edited["accumulation"][left][:20].ravel()],
         "revealed_pixels": int(revealed.sum()),
         "revealed_psnr": psnr(edited["rgb"][revealed], truth_edited["rgb"][revealed]),
         "revealed_class_accuracy": float((edited["semantic_id"][revealed] == truth_edited["semantics"][revealed]).mean())
         if revealed.any() else None,
     }
-    next_true_id = room.num_instances + 1
+    next_true_id = truth_scene.num_instances + 1
     for op in ("duplicate", "move"):
         if op not in chosen:
             continue
@@ -369,11 +525,8 @@ def main(opts: EditingOptions) -> dict:
         copy_true = next_true_id if op == "duplicate" else g
         copy_ours = resolved[op].copy_id
         ours_mask = (edited["instance_id"] == copy_ours) & (edited["semantic_id"] == matches[g]["class_id"])
-        if op == "move":
-            true_mask = truth_edited["instances"] == g
-        else:
-            true_mask = truth_edited["instances"] == copy_true
-        # our copy's pixels whose surface point lies within 5 cm of the true copy's boxes
+        true_mask = truth_edited["instances"] == copy_true
+        # our copy's pixels whose surface point lies within 5 cm of the true copy
         matrix = rigid(placements[op]["translation"], placements[op]["rotation_deg"], np.array(placements[op]["pivot"]))
         on_copy, total = 0, 0
         for view in range(len(test_frames)):
@@ -383,13 +536,10 @@ def main(opts: EditingOptions) -> dict:
             points = points_of(edited["depth"][view], cameras, view)[mask]
             points = model.dataset_frame.points_to_dataset(points)
             back = (points - matrix[:3, 3]) @ np.linalg.inv(matrix[:3, :3]).T
-            near = np.zeros(len(back), dtype=bool)
-            for b in things[g]:
-                near |= np.all((back >= b.lo - 0.05) & (back <= b.hi + 0.05), axis=-1)
-            on_copy += int(near.sum())
+            on_copy += int(truth_scene.near(g, back, 0.05).sum())
             total += int(mask.sum())
         per_edit[op] = {
-            "true_object": g, "class": things[g][0].class_name, "our_id": ours_ids[g], "copy_id": copy_ours,
+            "true_object": g, "class": things[g].class_name, "our_id": ours_ids[g], "copy_id": copy_ours,
             "transform": placements[op],
             "copy_pixels": int(ours_mask.sum()), "true_copy_pixels": int(true_mask.sum()),
             "share_on_true_copy": on_copy / total if total else None,

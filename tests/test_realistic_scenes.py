@@ -212,3 +212,40 @@ def test_benchmark_finds_rooms_under_any_root_and_names_the_folder_when_there_ar
         bench.rooms_under(empty)
     if SHIPPED_SCENES:
         assert bench.rooms_under(bench.SHIPPED) == SHIPPED_SCENES
+
+
+def test_an_edit_list_applied_to_a_room_moves_turns_copies_and_removes_its_objects() -> None:
+    """The true edited room of the editing benchmark (scenes/realistic/edits.py): the edit list plift-edit takes,
+    with the room's own ids."""
+    from plift_nerfstudio.editing.edit_list import EditListError, parse_edit_list
+    from plift_nerfstudio.scenes.realistic.edits import edit_layout, instance_objects, object_box
+
+    layout = make_layout("kitchen-dining", 0)
+    objects = instance_objects(layout)
+    chair = next(g for g, o in objects.items() if o.class_name == "chair")
+    bag = next(g for g, o in objects.items() if o.class_name == "bag")
+    fridge = next(g for g, o in objects.items() if o.class_name == "refrigerator")
+    lo, hi = object_box(objects[fridge])
+    pivot = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, 0.0]
+    edited = edit_layout(layout, parse_edit_list({"version": 1, "up": [0, 0, 1], "edits": [
+        {"op": "delete", "instance_id": chair, "class": "chair"},
+        {"op": "duplicate", "instance_id": fridge, "class": "refrigerator",
+         "transform": {"translation": [0.5, 0.25, 0.0], "rotation_deg": 90, "scale": 0.5, "pivot": pivot}},
+        {"op": "move", "instance_id": bag, "class": "bag", "transform": {"translation": [0.0, -0.3, 0.0]}},
+    ]}))
+    after = instance_objects(edited)
+    assert chair not in after and len(edited.objects) == len(layout.objects)  # one gone, one copy added
+    copy = after[layout.num_instances + 1]
+    assert copy.class_name == "refrigerator" and len(copy.parts) == len(objects[fridge].parts)
+    copy_lo, copy_hi = object_box(copy)
+    size, copy_size = hi - lo, copy_hi - copy_lo
+    np.testing.assert_allclose(copy_size, [size[1] / 2, size[0] / 2, size[2] / 2], atol=1e-9)  # turned and halved
+    np.testing.assert_allclose((copy_lo + copy_hi)[:2] / 2, np.array(pivot[:2]) + [0.5, 0.25], atol=1e-9)
+    assert copy_lo[2] == pytest.approx(0.0)  # scaled about the floor: still standing on it
+    bag_lo, _ = object_box(after[bag])
+    np.testing.assert_allclose(bag_lo, object_box(objects[bag])[0] + [0.0, -0.3, 0.0], atol=1e-9)
+    with pytest.raises(EditListError, match="about \\+z only"):
+        edit_layout(layout, parse_edit_list({"version": 1, "up": [0, 1, 0], "edits": []}))
+    with pytest.raises(EditListError, match="is a 'chair', not a 'sofa'"):
+        edit_layout(layout, parse_edit_list({"version": 1, "edits": [{"op": "delete", "instance_id": chair,
+                                                                      "class": "sofa"}]}))

@@ -32,7 +32,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Literal, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -203,6 +203,17 @@ def parse_edit_list(data, source: str = "<memory>") -> EditList:
         named = ", ".join(f"{name} {instance_id}" for instance_id, name in twice)
         raise EditListError(source, f"{named}: deleted or moved more than once (an instance is its id and its class)")
     return EditList(edits=edits, up=up)
+
+
+def check_true_instance(edit: Edit, index: int, classes: Dict[int, str], is_thing: Dict[str, bool], source: str) -> None:
+    """Refuse an edit of a generated scene's truth (its own ids, ``classes``: id -> class name) that names an id the
+    scene lacks, a stuff class, or another class than the scene gives the id."""
+    where = f"edit {index} ({edit.op} of {edit.class_name} {edit.instance_id})"
+    if edit.instance_id not in classes:
+        raise EditListError(source, f"{where}: the scene has no instance {edit.instance_id} (its ids: {sorted(classes)})")
+    if not is_thing.get(edit.class_name, False) or classes[edit.instance_id] != edit.class_name:
+        raise EditListError(source, f"{where}: instance {edit.instance_id} is a {classes[edit.instance_id]!r}, not a "
+                                    f"{edit.class_name!r}")
 
 
 def load_edit_list(path: Union[str, Path]) -> EditList:

@@ -171,19 +171,6 @@ class EditingSession:
         self._gesture = None
         return self.selected
 
-    def select(self, target: Target) -> Pick:
-        """Select an instance or copy by name, as a click on it would."""
-        class_id = self.class_id(target.class_name)
-        region = self.regions().get((target.instance_id, class_id))
-        if region is None:
-            raise ValueError(f"the scene has no instance {target.class_name} {target.instance_id}")
-        if target.copy is not None and self._edit_index(target) is None:
-            raise ValueError(f"{target.describe()} does not exist")
-        rendered = self.copy_id(target) if target.copy is not None else target.instance_id
-        self.selected = Pick(class_id, target.class_name, True, int(rendered or 0), float("nan"), region, target)
-        self._gesture = None
-        return self.selected
-
     # ------------------------------------------------------------------ what the state says
     def _edit_index(self, target: Target, state: Optional[EditState] = None) -> Optional[int]:
         """Index in the edit list of the target's own edit: its move (or deletion), or its duplicate."""

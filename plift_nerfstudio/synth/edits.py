@@ -12,7 +12,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from plift_nerfstudio.editing.edit_list import EditList, EditListError
+from plift_nerfstudio.editing.edit_list import EditList, check_true_instance
 from plift_nerfstudio.synth.scene import IS_THING, Box, Room
 
 
@@ -35,15 +35,10 @@ def edit_room(room: Room, edit_list: EditList, source: str = "<edit list>") -> R
     removed = {e.instance_id for e in edit_list.edits if e.op in ("delete", "move")}
     boxes = [b for b in room.boxes if b.instance not in removed]
     next_id = room.num_instances + 1
+    classes = {g: boxes[0].class_name for g, boxes in by_id.items()}
     for index, edit in enumerate(edit_list.edits):
-        originals = by_id.get(edit.instance_id)
-        where = f"edit {index} ({edit.op} of instance {edit.instance_id})"
-        if originals is None:
-            raise EditListError(source, f"{where}: the room has no instance {edit.instance_id} (its ids: "
-                                        f"{sorted(by_id)})")
-        if not IS_THING.get(edit.class_name, False) or originals[0].class_name != edit.class_name:
-            raise EditListError(source, f"{where}: instance {edit.instance_id} is a {originals[0].class_name!r}, "
-                                        f"not a {edit.class_name!r}")
+        check_true_instance(edit, index, classes, IS_THING, source)
+        originals = by_id[edit.instance_id]
         if edit.transform is None:
             continue
         matrix = edit.transform.matrix(up, instance_centre(originals))
