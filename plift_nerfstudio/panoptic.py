@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import torch
@@ -128,3 +128,42 @@ def merge_small_segments(
     merged_classes = torch.from_numpy(key // stride).to(class_id)
     merged_instances = torch.from_numpy(key % stride).to(instance_id)
     return merged_classes, merged_instances
+
+
+def panoptic_pictures(
+    rgb: Float[Tensor, "R 3"], class_id: Int[Tensor, "R"], instance_id: Int[Tensor, "R"], num_ids: int,
+    class_colors: Float[Tensor, "C1 3"], instance_colors: Float[Tensor, "K1 3"],
+) -> Dict[str, Tensor]:
+    """The outputs the viewer and ``ns-render`` show from panoptic labels: the three pictures of :func:`colourise`
+    and the ``semantic_id``/``instance_id`` maps (one value per ray). Ids past the palette (copies made by edits)
+    get colours of a longer palette."""
+    palette = instance_colors
+    if num_ids + 1 > len(palette):
+        palette = instance_palette(num_ids).to(rgb.device)
+    semantics, instances, panoptic = colourise(rgb, class_id, instance_id, class_colors, palette)
+    return {
+        "semantics": semantics,
+        "instances": instances,
+        "panoptic": panoptic,
+        "semantic_id": class_id[:, None].float(),
+        "instance_id": instance_id[:, None].float(),
+    }
+
+
+def merge_small_segments_of_image(outputs: Dict[str, Tensor], min_share: float, class_colors: Float[Tensor, "C1 3"],
+                                  instance_colors: Float[Tensor, "K1 3"]) -> Dict[str, Tensor]:
+    """A whole image's outputs ([H, W, ...]) with its panoptic segments under ``min_share`` of the image merged into
+    the segment each borders most (:func:`merge_small_segments`), and its pictures drawn again from the merged
+    labels; the outputs themselves when nothing is merged."""
+    if min_share <= 0 or "semantic_id" not in outputs:
+        return outputs
+    class_map, instance_map = outputs["semantic_id"][..., 0].long(), outputs["instance_id"][..., 0].long()
+    height, width = class_map.shape
+    merged_classes, merged_instances = merge_small_segments(class_map, instance_map, round(min_share * height * width))
+    if merged_classes is class_map:  # nothing to merge: the pictures the rays rendered stand
+        return outputs
+    rgb = outputs["rgb"].reshape(-1, 3)
+    instance_ids = merged_instances.reshape(-1).to(rgb.device)
+    pictures = panoptic_pictures(rgb, merged_classes.reshape(-1).to(rgb.device), instance_ids, int(instance_ids.max()),
+                                 class_colors, instance_colors)
+    return {**outputs, **{key: value.reshape(height, width, -1) for key, value in pictures.items()}}

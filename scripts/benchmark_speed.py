@@ -162,7 +162,7 @@ def build_tensorf(scene_box, num_train_data: int, device: torch.device):
 @torch.no_grad()
 def samples_per_ray(model, ray_bundle) -> Dict[str, float]:
     """Samples per ray of a render: placed, queried for density (occupied, before termination), shaded."""
-    from plift_nerfstudio.model import samples_to_shade
+    from plift_nerfstudio.model_components.sparse_render import samples_to_shade
 
     model.eval()
     queried = {"n": 0}

@@ -15,7 +15,8 @@ from torch import nn
 
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.labels.class_table import scannet21_class_table
-from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY, DATASET_FRAME_METADATA_KEY, PanopticLiftingModelConfig
+from plift_nerfstudio.metadata import CLASS_TABLE_METADATA_KEY, DATASET_FRAME_METADATA_KEY
+from plift_nerfstudio.model import PanopticLiftingModelConfig
 
 TABLE = scannet21_class_table()
 WALL, FLOOR = TABLE.names.index("wall") + 1, TABLE.names.index("floor") + 1

@@ -8,12 +8,9 @@ from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import SceneBox
 
 from plift_nerfstudio.labels.class_table import scannet21_class_table
-from plift_nerfstudio.model import (
-    CLASS_TABLE_METADATA_KEY,
-    PanopticLiftingModelConfig,
-    resolution_at_step,
-    samples_at_resolution,
-)
+from plift_nerfstudio.metadata import CLASS_TABLE_METADATA_KEY
+from plift_nerfstudio.model import PanopticLiftingModelConfig
+from plift_nerfstudio.model_components.grid_schedule import resolution_at_step, samples_at_resolution
 
 
 def make_model(**overrides):

@@ -13,7 +13,7 @@ import torch
 
 from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.losses import sparse_depth_loss
-from plift_nerfstudio.model import split_sparse_depth_rays
+from plift_nerfstudio.losses.assembly import split_sparse_depth_rays
 from plift_nerfstudio.sparse_depth.points import (
     SPARSE_DEPTH_FILE,
     SparseDepthFileError,

@@ -39,7 +39,7 @@ from plift_nerfstudio.labels.store import (
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.sparse_depth.points import SPARSE_DEPTH_FILE, load_sparse_depth, match_frames
 from plift_nerfstudio.sparse_depth.rays import SparseDepthRays, concatenate_ray_bundles
-from plift_nerfstudio.model import CLASS_TABLE_METADATA_KEY, DATASET_FRAME_METADATA_KEY
+from plift_nerfstudio.metadata import CLASS_TABLE_METADATA_KEY, DATASET_FRAME_METADATA_KEY
 
 
 @dataclass

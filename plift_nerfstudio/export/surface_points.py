@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from nerfstudio.cameras.cameras import Cameras
 
-from plift_nerfstudio.model import pixel_lattice
+from plift_nerfstudio.model_components.marching import pixel_lattice
 
 
 @dataclass
