@@ -50,7 +50,7 @@ class PanopticPipeline(VanillaPipeline):
         self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
     ) -> Dict[str, float]:
         # imported here: every ns-* command imports the method config, and with it this module
-        from plift_nerfstudio.evaluation import dataset_has_ground_truth, flat_metrics, render_eval_views, score_views
+        from plift_nerfstudio.evaluation.eval_views import dataset_has_ground_truth, flat_metrics, render_eval_views, score_views
 
         views = render_eval_views(self, output_path=output_path)
         metrics = average_per_image(views.per_image_metrics, get_std)

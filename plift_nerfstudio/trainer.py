@@ -18,10 +18,10 @@ from typing import Literal
 from nerfstudio.engine.trainer import Trainer
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from plift_nerfstudio.cli_utils import print_user_error
-from plift_nerfstudio.errors import BAD_INPUT_EXIT_CODE, UserFileError
+from plift_nerfstudio.cli.runner import print_user_error
+from plift_nerfstudio.core.errors import BAD_INPUT_EXIT_CODE, UserFileError
 from plift_nerfstudio.model_components.grid_schedule import rebind_param_groups
-from plift_nerfstudio.runs import CHECKPOINT_LOAD_ERRORS, checkpoint_to_load, unloadable_checkpoint
+from plift_nerfstudio.core.runs import CHECKPOINT_LOAD_ERRORS, checkpoint_to_load, unloadable_checkpoint
 
 
 class PanopticTrainer(Trainer):

@@ -12,5 +12,5 @@ fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 echo "== installing plift-nerfstudio (nerfstudio 1.1.5 and torch come with it; first time takes minutes)"
 "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
-"$VENV/bin/python" -m plift_nerfstudio.video
+"$VENV/bin/plift-link-ffmpeg"
 echo "== ready: source $VENV/bin/activate"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.scenes.procedural.dataset import SynthOptions, write_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -20,10 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
-from plift_nerfstudio import eval_cli, ground_truth_cli, import_cli
+from plift_nerfstudio.cli import attach_ground_truth as ground_truth_cli
+from plift_nerfstudio.cli import eval as eval_cli
+from plift_nerfstudio.cli import import_labels as import_cli
 from plift_nerfstudio.labels.class_mapping import coco_panoptic_categories
-from plift_nerfstudio.synth import cli as synth_cli
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.cli import synth as synth_cli
+from plift_nerfstudio.scenes.procedural.dataset import SynthOptions, write_dataset
 from test_capture_workflow import processed
 from test_coco_import import checksums, segment_png
 from test_training import tiny_config

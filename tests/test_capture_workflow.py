@@ -14,15 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
-from plift_nerfstudio.ground_truth_cli import AttachOptions
-from plift_nerfstudio.ground_truth_cli import main as attach_main
-from plift_nerfstudio.import_cli import ImportOptions
-from plift_nerfstudio.import_cli import main as import_main
+from plift_nerfstudio.cli.attach_ground_truth import AttachOptions
+from plift_nerfstudio.cli.attach_ground_truth import main as attach_main
+from plift_nerfstudio.cli.import_labels import ImportOptions
+from plift_nerfstudio.cli.import_labels import main as import_main
 from plift_nerfstudio.labels.class_mapping import load_class_mapping
 from plift_nerfstudio.labels.dataset_labels import frame_label_files, load_class_table_of_dataset
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import load_frame_labels, read_label_png
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.scenes.procedural.dataset import SynthOptions, write_dataset
 
 W, H = 32, 24
 UNREGISTERED = ("frame_00003.png", "frame_00008.png")  # frame 8 is a test image (test_every=4: 4, 8, 12)

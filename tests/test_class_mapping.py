@@ -7,7 +7,7 @@ import pytest
 
 from plift_nerfstudio.labels.class_mapping import SourceCategory, coco_panoptic_categories, load_class_mapping
 from plift_nerfstudio.labels.class_table import scannet21_class_table
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 
 
 def test_coco_categories_are_the_133_panoptic_classes():

@@ -11,7 +11,7 @@ from plift_nerfstudio.labels.class_mapping import coco_panoptic_categories
 from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.coco_import import import_coco_panoptic
 from plift_nerfstudio.labels.dataset_labels import frame_label_files, load_class_table_of_dataset
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import load_frame_labels
 
 H, W = 6, 8
@@ -171,7 +171,7 @@ def run_import_cli(args):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "plift_nerfstudio.import_cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "plift_nerfstudio.cli.import_labels", *args], capture_output=True, text=True)
 
 
 def read_ids(preds_json: Path, frame: int) -> np.ndarray:

@@ -20,8 +20,8 @@ import torch
 from plift_nerfstudio.labels.folder_import import import_label_folder
 from plift_nerfstudio.labels.frame_labels import read_label_png
 from plift_nerfstudio.labels.ground_truth import attach_ground_truth
-from plift_nerfstudio.metrics import PROTOCOLS, protocol_scores
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.evaluation.metrics import PROTOCOLS, protocol_scores
+from plift_nerfstudio.scenes.procedural.dataset import SynthOptions, write_dataset
 from test_training import tiny_config  # the tiny training preset of the training test
 
 NUM_FRAMES = 40

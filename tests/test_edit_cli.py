@@ -14,8 +14,8 @@ import torch
 
 from plift_nerfstudio.cli.edit import EditOptions, main
 from plift_nerfstudio.editing.edit_list import EditListError
-from plift_nerfstudio.errors import BAD_INPUT_EXIT_CODE, UserFileError
-from plift_nerfstudio.runs import load_trained_pipeline
+from plift_nerfstudio.core.errors import BAD_INPUT_EXIT_CODE, UserFileError
+from plift_nerfstudio.core.runs import load_trained_pipeline
 
 
 

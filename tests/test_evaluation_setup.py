@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from plift_nerfstudio.evaluation import frames_have_ground_truth
-from plift_nerfstudio.experiment import rescale_schedule
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.evaluation.eval_views import frames_have_ground_truth
+from plift_nerfstudio.bench.harness import benchmark_schedule
+from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.method_config import panoptic_lifting_lite
 
 
@@ -27,9 +27,9 @@ def test_ground_truth_all_none_or_refused() -> None:
         frames_have_ground_truth([frame("a", True), frame("b", False)], path)
 
 
-def test_rescale_schedule_moves_every_step_count_together() -> None:
+def test_benchmark_schedule_moves_every_step_count_together() -> None:
     preset = panoptic_lifting_lite.config
-    half = rescale_schedule(preset, preset.max_num_iterations // 2)
+    half = benchmark_schedule(preset, preset.max_num_iterations // 2)
     model, ref = half.pipeline.model, preset.pipeline.model
     assert half.max_num_iterations == preset.max_num_iterations // 2
     assert tuple(model.upsampling_iters) == tuple(round(s / 2) for s in ref.upsampling_iters)

@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plift_nerfstudio.errors import BAD_INPUT_EXIT_CODE, CheckpointError
-from plift_nerfstudio.export.accuracy import stuff_scores, thing_scores
+from plift_nerfstudio.core.errors import BAD_INPUT_EXIT_CODE, CheckpointError
+from plift_nerfstudio.bench.export_accuracy import stuff_scores, thing_scores
 from plift_nerfstudio.export.boxes import BOX_TRIM, box_iou, inside_extent, obb_of, robust_extent
 from plift_nerfstudio.export.crop import CropBox, model_bounds
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.export.groups import GroupKey, clean_groups, group_indices, select_instances
-from plift_nerfstudio.export.label_baseline import merge_back_projected
-from plift_nerfstudio.export.mesh import DensityLattice, main_components, nearest_point_labeller, split_surface
-from plift_nerfstudio.export.output_folder import staged_export
+from plift_nerfstudio.bench.label_baseline import merge_back_projected
+from plift_nerfstudio.export.surface_mesh import DensityLattice, main_components, nearest_point_labeller, split_surface
+from plift_nerfstudio.export.export_folder import staged_export
 from plift_nerfstudio.export.ply import write_labelled_points
-from plift_nerfstudio.synth.geometry import distance_to_boxes
+from plift_nerfstudio.scenes.procedural.geometry import distance_to_boxes
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -258,7 +258,7 @@ def test_point_cloud_export_opens_and_lies_in_the_dataset_frame(point_cloud_expo
     import trimesh
     from plyfile import PlyData
 
-    from plift_nerfstudio.synth.scene import make_room
+    from plift_nerfstudio.scenes.procedural.scene import make_room
 
     manifest = json.loads((point_cloud_export / "manifest.json").read_text())
     assert manifest["kind"] == "pointcloud" and manifest["instances"], "the tiny run exports no thing instance"

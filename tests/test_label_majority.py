@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from plift_nerfstudio.label_majority import majority_of_votes, majority_panoptic_maps, object_class_votes
+from plift_nerfstudio.evaluation.label_majority import majority_of_votes, majority_panoptic_maps, object_class_votes
 
 
 def object_majority_classes(objects_nhw, label_classes_nhw, num_objects, num_classes):

@@ -13,7 +13,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 
 from plift_nerfstudio.datamanager.panoptic_datamanager import PanopticDataManagerConfig
 from plift_nerfstudio.labels.class_table import scannet21_class_table
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 
 
 def load(data: Path, instance_num_rays: int = 16):

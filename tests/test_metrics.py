@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from plift_nerfstudio.metrics import frame_counts, mean_iou, protocol_scores, scene_counts, scores_from_counts
+from plift_nerfstudio.evaluation.metrics import frame_counts, mean_iou, protocol_scores, scene_counts, scores_from_counts
 
 WALL, CHAIR, FLOOR, LAMP = 1, 2, 3, 4  # a made-up table: chair is the only thing class
 NUM_CLASSES = 4

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from plift_nerfstudio.pose_alignment import similarity_aligned_errors
+from plift_nerfstudio.labels.pose_alignment import similarity_aligned_errors
 
 
 def test_pose_alignment_removes_a_similarity_and_measures_what_is_left() -> None:

@@ -182,22 +182,10 @@ def test_blender_render_matches_its_ground_truth(tmp_path: Path) -> None:
     assert (out / "plift_synth_files.json").is_file() and (out / "contact_sheet.png").is_file()
 
 
-def _realistic_benchmark_module():
-    """scripts/realistic_benchmark.py (the scripts are not a package)."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / "realistic_benchmark.py"
-    spec = importlib.util.spec_from_file_location("realistic_benchmark_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_finds_rooms_under_any_root_and_names_the_folder_when_there_are_none(tmp_path):
     """--realistic-root: the benchmark runs held-out rooms a user made, not only the shipped ones."""
-    bench = _realistic_benchmark_module()
+    from plift_nerfstudio.bench import realistic as bench
+
     for name in ("studio-2", "kitchen-dining-2"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "transforms.json").write_text("{}")

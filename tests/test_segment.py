@@ -13,9 +13,9 @@ from plift_nerfstudio.labels.augmentations import DEFAULT_AUGMENTATIONS, parse_a
 from plift_nerfstudio.labels.class_mapping import coco_panoptic_categories
 from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.dataset_labels import frame_label_files, load_class_table_of_dataset
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import load_frame_labels
-from plift_nerfstudio.segment_cli import SegmentOptions, main
+from plift_nerfstudio.cli.segment import SegmentOptions, main
 
 H, W = 48, 64
 

@@ -22,7 +22,7 @@ from plift_nerfstudio.sparse_depth.points import (
     match_frames,
     save_sparse_depth,
 )
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.scenes.procedural.dataset import SynthOptions, write_dataset
 
 NO_COLMAP = shutil.which("colmap") is None
 STEPS_WITH_DEPTH = 120

@@ -13,9 +13,9 @@ import torch
 import numpy as np
 import pytest
 
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
-from plift_nerfstudio.synth.render import Intrinsics, camera_path, camera_rays, render
-from plift_nerfstudio.synth.scene import make_room
+from plift_nerfstudio.scenes.procedural.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.scenes.procedural.render import Intrinsics, camera_path, camera_rays, render
+from plift_nerfstudio.scenes.procedural.scene import make_room
 
 
 def digest(folder: Path) -> str:
@@ -144,7 +144,7 @@ def test_overwrite_refuses_folders_it_cannot_prove_it_wrote(tmp_path: Path, make
     folder = make(tmp_path / "data")
     before = digest(folder)
     result = subprocess.run(
-        [sys.executable, "-m", "plift_nerfstudio.synth.cli", "--output", str(folder), "--num-frames", "2",
+        [sys.executable, "-m", "plift_nerfstudio.cli.synth", "--output", str(folder), "--num-frames", "2",
          "--width", "16", "--height", "16", "--test-every", "2", "--overwrite"],
         capture_output=True, text=True,
     )
@@ -156,7 +156,7 @@ def test_overwrite_refuses_folders_it_cannot_prove_it_wrote(tmp_path: Path, make
 
 
 def test_interrupted_run_leaves_the_earlier_output_and_the_next_run_cleans_up(tmp_path: Path, monkeypatch) -> None:
-    from plift_nerfstudio.synth import dataset
+    from plift_nerfstudio.scenes.procedural import dataset
 
     out = write_dataset(SynthOptions(output=tmp_path / "scene", num_frames=2, width=16, height=16, test_every=2))
     before = digest(out)
@@ -187,7 +187,7 @@ def test_interrupted_run_leaves_the_earlier_output_and_the_next_run_cleans_up(tm
 )
 def test_bad_option_gets_a_clear_error(tmp_path: Path, args, message) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "plift_nerfstudio.synth.cli", "--output", str(tmp_path / "x"), *args],
+        [sys.executable, "-m", "plift_nerfstudio.cli.synth", "--output", str(tmp_path / "x"), *args],
         capture_output=True,
         text=True,
     )
@@ -197,14 +197,14 @@ def test_bad_option_gets_a_clear_error(tmp_path: Path, args, message) -> None:
 
 
 # Label quality of each noise preset (per-frame PQ and mIoU of the machine labels against ground truth, in %,
-# panopticapi protocol), the bands documented in plift_nerfstudio/synth/noise.py.
+# panopticapi protocol), the bands documented in plift_nerfstudio/scenes/procedural/noise.py.
 NOISE_BANDS = {"clean": ((95, 100), (95, 100)), "moderate": ((35, 65), (30, 60)), "hard": ((10, 35), (10, 35))}
 
 
 def test_noise_presets_degrade_labels_by_documented_amounts() -> None:
     from plift_nerfstudio.labels.class_table import scannet21_class_table
-    from plift_nerfstudio.metrics import protocol_scores
-    from plift_nerfstudio.synth.noise import NOISE_PRESETS, corrupt
+    from plift_nerfstudio.evaluation.metrics import protocol_scores
+    from plift_nerfstudio.scenes.procedural.noise import NOISE_PRESETS, corrupt
 
     table = scannet21_class_table()
     room = make_room(0)

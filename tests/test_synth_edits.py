@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from plift_nerfstudio.editing.edit_list import EditListError, parse_edit_list
-from plift_nerfstudio.synth.dataset import SynthOptions, write_dataset
-from plift_nerfstudio.synth.edits import edit_room, instance_boxes, instance_centre
-from plift_nerfstudio.synth.render import Intrinsics, camera_path, camera_rays, render
-from plift_nerfstudio.synth.scene import make_room
+from plift_nerfstudio.scenes.procedural.dataset import SynthOptions, write_dataset
+from plift_nerfstudio.scenes.procedural.edits import edit_room, instance_boxes, instance_centre
+from plift_nerfstudio.scenes.procedural.render import Intrinsics, camera_path, camera_rays, render
+from plift_nerfstudio.scenes.procedural.scene import make_room
 
 
 def first_of_class(room, name: str) -> int:

@@ -122,8 +122,8 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     assert torch.allclose(merged["semantics"], colours)
 
     # the evaluation renders every test view and scores ours and the 2D labels against ground truth
-    from plift_nerfstudio.evaluation import evaluate_pipeline, flat_metrics
-    from plift_nerfstudio.metrics import PROTOCOLS, protocol_scores
+    from plift_nerfstudio.evaluation.eval_views import evaluate_pipeline, flat_metrics
+    from plift_nerfstudio.evaluation.metrics import PROTOCOLS, protocol_scores
 
     result = evaluate_pipeline(loaded, keep_renders=1)
     assert result.num_views == 3 and len(result.renders) == 1
@@ -152,7 +152,7 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     # the picture: test image | ground truth | machine labels | ours | our colour, one row per kept view
     import cv2
 
-    from plift_nerfstudio.eval_cli import GRID_COLUMNS, grid_png
+    from plift_nerfstudio.cli.eval import GRID_COLUMNS, grid_png
 
     grid_png(result.renders, tmp_path / "grid.png")
     height, width = result.renders[0]["image"].shape[:2]

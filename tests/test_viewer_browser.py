@@ -288,7 +288,7 @@ def expected_edit_list(config_path: Path, instance_id: int, class_name: str, mov
     same checkpoint as the viewer's)."""
     from plift_nerfstudio.editing.edit_list import Edit, EditList, RigidTransform
     from plift_nerfstudio.editing.edited_run import explicit_edit_list
-    from plift_nerfstudio.runs import load_trained_pipeline
+    from plift_nerfstudio.core.runs import load_trained_pipeline
 
     _, pipeline, _, _ = load_trained_pipeline(config_path)
     model = pipeline.model

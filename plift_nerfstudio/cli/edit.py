@@ -14,7 +14,7 @@ from typing import Optional
 from rich.console import Console
 from rich.table import Table
 
-from plift_nerfstudio.cli_utils import run_cli
+from plift_nerfstudio.cli.runner import run_cli
 
 CONSOLE = Console()
 
@@ -37,7 +37,7 @@ class EditOptions:
 def main(opts: EditOptions) -> Optional[Path]:
     from plift_nerfstudio.editing.edit_list import load_edit_list
     from plift_nerfstudio.editing.edited_run import explicit_edit_list, instances_json, write_edited_run
-    from plift_nerfstudio.runs import load_trained_pipeline
+    from plift_nerfstudio.core.runs import load_trained_pipeline
 
     if opts.edits is not None and opts.output_dir is None:
         raise ValueError("--edits needs --output-dir: the folder the edited run is written to")

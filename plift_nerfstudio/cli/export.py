@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from typing_extensions import Annotated
 
-from plift_nerfstudio.cli_utils import run_cli
+from plift_nerfstudio.cli.runner import run_cli
 
 CONSOLE = Console()
 
@@ -104,8 +104,8 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 def main(opts: ExportCommand) -> dict:
     from plift_nerfstudio.export.crop import CropBox
-    from plift_nerfstudio.export.output_folder import check_export_folder, staged_export
-    from plift_nerfstudio.runs import load_trained_pipeline
+    from plift_nerfstudio.export.export_folder import check_export_folder, staged_export
+    from plift_nerfstudio.core.runs import load_trained_pipeline
 
     crop = CropBox.from_options(opts.crop_min, opts.crop_max)
     check_export_folder(opts.output_dir, opts.overwrite)  # before the (slow) loading

@@ -21,7 +21,7 @@ from typing import List, Literal
 import numpy as np
 from rich.console import Console
 
-from plift_nerfstudio.cli_utils import run_cli
+from plift_nerfstudio.cli.runner import run_cli
 from plift_nerfstudio.labels.dataset_labels import check_transforms, frames_for_images, transforms_path_of
 from plift_nerfstudio.sparse_depth.accuracy import read_true_depths, relative_depth_errors, summarise_errors
 from plift_nerfstudio.sparse_depth.colmap_triangulation import PosedImage, triangulate_known_poses

@@ -36,7 +36,7 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from plift_nerfstudio.errors import UserFileError
+from plift_nerfstudio.core.errors import UserFileError
 
 EDIT_LIST_VERSION = 1
 OPERATIONS = ("delete", "duplicate", "move")

@@ -5,7 +5,7 @@ to the folder's ``edits.json``), ``edits.json`` (the edit list with pivots and t
 ``instances.json`` (every instance the field holds: id, class, box in the dataset frame) and ``plift_edit_files.json``
 (what plift-edit wrote, with checksums). Nothing of the original run is written. The folder is written in a staging
 folder beside it and moved into place at the end; ``--overwrite`` replaces only a folder that plift-edit wrote and
-nobody changed since (``plift_nerfstudio/owned_folder.py``).
+nobody changed since (``plift_nerfstudio/core/owned_folder.py``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typing import Dict, List, Tuple
 import numpy as np
 import yaml
 
-from plift_nerfstudio import owned_folder
+from plift_nerfstudio.core import owned_folder
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.editing.edit_list import EditList
 from plift_nerfstudio.editing.regions import InstanceRegion
 from plift_nerfstudio.editing.resolve import default_pivot, edit_list_up
-from plift_nerfstudio.errors import UserFileError
+from plift_nerfstudio.core.errors import UserFileError
 from plift_nerfstudio.labels.class_table import ClassTable
 
 EDITED_RUN = owned_folder.FolderOwner(

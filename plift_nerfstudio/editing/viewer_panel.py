@@ -25,7 +25,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch import nn
 
 from plift_nerfstudio.editing.session import EditingSession, Target
-from plift_nerfstudio.errors import UserFileError
+from plift_nerfstudio.core.errors import UserFileError
 
 DEFAULT_SAVE_PATH = "edits.json"
 SLIDER_GESTURE_SECONDS = 1.0

@@ -12,7 +12,7 @@ import numpy as np
 from plift_nerfstudio.editing.dataset_frame import DatasetFrame
 from plift_nerfstudio.export.boxes import BOX_TRIM, aabb_of, inside_extent, obb_of
 from plift_nerfstudio.export.groups import GroupKey
-from plift_nerfstudio.export.output_folder import GENERATOR, MANIFEST_NAME
+from plift_nerfstudio.export.export_folder import GENERATOR, MANIFEST_NAME
 from plift_nerfstudio.labels.class_table import ClassTable
 
 MANIFEST_VERSION = 1

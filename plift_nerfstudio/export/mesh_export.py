@@ -12,7 +12,7 @@ import numpy as np
 from plift_nerfstudio.export.crop import CropBox, model_bounds
 from plift_nerfstudio.export.groups import GroupKey, select_instances
 from plift_nerfstudio.export.manifest import manifest, object_entry, write_manifest
-from plift_nerfstudio.export.mesh import (GroupMesh, density_at, main_components, nearest_point_labeller, query_lattice, split_surface,
+from plift_nerfstudio.export.surface_mesh import (GroupMesh, density_at, main_components, nearest_point_labeller, query_lattice, split_surface,
                                          vertex_colours)
 from plift_nerfstudio.export.point_cloud_export import PointCloudSettings, labelled_cloud
 

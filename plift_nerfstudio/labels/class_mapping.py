@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
+from plift_nerfstudio.core.errors import LabelFileError, read_json_file
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
 BUILTIN_MAPPINGS = {"scannet21": MAPPINGS_DIR / "coco_to_scannet21.json",

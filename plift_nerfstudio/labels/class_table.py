@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
-from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
+from plift_nerfstudio.core.errors import LabelFileError, read_json_file
 
 CLASS_TABLE_VERSION = 1
 

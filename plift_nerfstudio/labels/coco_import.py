@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from plift_nerfstudio.labels.class_mapping import ClassMapping, SourceCategory, load_class_mapping
-from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
+from plift_nerfstudio.core.errors import LabelFileError, read_json_file
 from plift_nerfstudio.labels.frame_labels import read_image
 from plift_nerfstudio.labels.writer import FrameLabelArrays, ImportReport, ReadFrameLabels, import_frames_by_stem
 

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from rich.progress import Progress
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
+from plift_nerfstudio.core.errors import LabelFileError, read_json_file
 from plift_nerfstudio.labels.frame_labels import (
     CLASS_PROBS_KEY,
     INSTANCES_KEY,

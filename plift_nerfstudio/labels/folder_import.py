@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import FrameLabelFiles, load_frame_labels, read_image
 from plift_nerfstudio.labels.writer import FrameLabelArrays, ImportReport, import_frames_by_stem
 

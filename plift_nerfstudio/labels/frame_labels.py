@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from plift_nerfstudio.labels.class_table import ClassTable
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 
 SEMANTICS_KEY = "semantics_path"
 INSTANCES_KEY = "instances_path"

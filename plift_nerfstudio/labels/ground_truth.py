@@ -30,10 +30,10 @@ import numpy as np
 
 from plift_nerfstudio.labels.class_table import ClassTable
 from plift_nerfstudio.labels.dataset_labels import LABELS_SECTION, load_class_table_of_dataset, read_transforms
-from plift_nerfstudio.labels.errors import LabelFileError, read_json_file
+from plift_nerfstudio.core.errors import LabelFileError, read_json_file
 from plift_nerfstudio.labels.frame_labels import check_panoptic_maps, read_image, read_label_png, write_label_png
 from plift_nerfstudio.labels.writer import rewrite_transforms
-from plift_nerfstudio.pose_alignment import similarity_aligned_errors
+from plift_nerfstudio.labels.pose_alignment import similarity_aligned_errors
 
 GROUND_TRUTH_VERSION = 1
 GT_SEMANTICS_KEY = "gt_semantics_path"

@@ -31,9 +31,9 @@ from plift_nerfstudio.labels.dataset_labels import (
     load_class_table_of_dataset,
     read_transforms,
 )
-from plift_nerfstudio.labels.errors import LabelFileError
+from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import CLASS_PROBS_KEY, INSTANCES_KEY, SEMANTICS_KEY, write_label_png
-from plift_nerfstudio.staging import fresh_staging_folder, publish_staging_folder
+from plift_nerfstudio.core.staging import fresh_staging_folder, publish_staging_folder
 
 FIRST_LABEL_SET = "labels"
 CLASS_TABLE_NAME = "classes.json"

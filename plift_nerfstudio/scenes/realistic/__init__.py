@@ -1,0 +1,1 @@
+"""Furnished rooms rendered with Blender Cycles (plift-realistic-scene): the realistic benchmark rooms."""

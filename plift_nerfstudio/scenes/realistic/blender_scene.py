@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from plift_nerfstudio.scenes.realistic.layout import CLASS_ID, Material, Part, RoomLayout
-from plift_nerfstudio.synth.render import Intrinsics, camera_rays
+from plift_nerfstudio.scenes.procedural.render import Intrinsics, camera_rays
 
 
 def import_bpy():

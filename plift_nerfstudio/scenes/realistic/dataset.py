@@ -28,9 +28,10 @@ from plift_nerfstudio.labels.frame_labels import read_label_png, write_label_png
 from plift_nerfstudio.scenes.realistic.camera_path import hand_held_path
 from plift_nerfstudio.scenes.realistic.label_noise import NOISE_LEVELS, corrupt_frame, object_traits
 from plift_nerfstudio.scenes.realistic.layout import ROOM_KINDS, RoomKind, make_layout
-from plift_nerfstudio.synth.dataset import _save_gt, _save_machine, _save_rgb, contact_row
-from plift_nerfstudio.synth.output_folder import check_replaceable, staged_output
-from plift_nerfstudio.synth.render import Intrinsics, Rendered
+from plift_nerfstudio.scenes.dataset_writer import contact_row, save_ground_truth, save_machine_labels, save_rgb
+from plift_nerfstudio.scenes.dataset_folder import check_replaceable, staged_output
+from plift_nerfstudio.scenes.dataset_writer import Rendered
+from plift_nerfstudio.scenes.procedural.render import Intrinsics
 
 SECTION = "plift_realistic"
 
@@ -142,10 +143,10 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
             for i, (rgb, sem, inst, depth, objects) in enumerate(source):
                 name = _frame_name(i)
                 labels = corrupt_frame(sem, inst, objects, traits, names, noise, np.random.default_rng([opts.seed, i, 7]))
-                _save_rgb(root / "images" / f"{name}.png", rgb)
+                save_rgb(root / "images" / f"{name}.png", rgb)
                 entry = {"file_path": f"images/{name}.png", "transform_matrix": poses[i].tolist()}
-                entry.update(_save_machine(root, "labels/", name, labels))
-                entry.update(_save_gt(root, "gt/", name, Rendered(rgb=rgb, depth=depth, semantics=sem, instances=inst)))
+                entry.update(save_machine_labels(root, "labels/", name, labels))
+                entry.update(save_ground_truth(root, "gt/", name, Rendered(rgb=rgb, depth=depth, semantics=sem, instances=inst)))
                 write_label_png(root / "gt" / "objects" / f"{name}.png", objects.astype(np.uint16))
                 entry["gt_objects_path"] = f"gt/objects/{name}.png"
                 frames.append(entry)
@@ -173,7 +174,7 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
                         for k, o in enumerate(layout.objects)]
         (root / "layout.json").write_text(json.dumps({"kind": layout.kind, "seed": layout.seed, "size": layout.size,
                                                       "objects": objects_meta}, indent=1))
-        _save_rgb(root / "contact_sheet.png", np.concatenate(sheet, axis=0))
+        save_rgb(root / "contact_sheet.png", np.concatenate(sheet, axis=0))
     return opts.output
 
 
@@ -182,7 +183,7 @@ def score_machine_labels(root: Path, frames: Optional[List[str]] = None) -> dict
     over all frames or the listed ``file_path`` values."""
     import torch
 
-    from plift_nerfstudio.metrics import protocol_scores
+    from plift_nerfstudio.evaluation.metrics import protocol_scores
 
     meta = json.loads((Path(root) / "transforms.json").read_text())
     chosen = [f for f in meta["frames"] if frames is None or f["file_path"] in set(frames)]

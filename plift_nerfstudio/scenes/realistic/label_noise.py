@@ -1,6 +1,6 @@
 """Machine labels that fail the way Mask2Former fails on indoor frames (calibrated to the paper's mIoU 47-54, PQ 44-51).
 
-Unlike ``plift_nerfstudio.synth.noise`` (independent errors per view), the errors here are partly *persistent*:
+Unlike ``plift_nerfstudio.scenes.procedural.noise`` (independent errors per view), the errors here are partly *persistent*:
 a 2D network that takes a rug for floor or a picture for a window does so from most viewpoints. Per object
 (decided once per scene from its seed):
 - a persistent confusion: with ``persistent_prob`` the object has a look-alike class that it is shown as in a
@@ -25,39 +25,12 @@ import cv2
 import numpy as np
 
 from plift_nerfstudio.scenes.realistic.layout import CLASS_ID, IS_THING, RoomLayout
-from plift_nerfstudio.synth.noise import MachineLabels
+from plift_nerfstudio.scenes.confusions import LOOK_ALIKES
+from plift_nerfstudio.scenes.dataset_writer import MachineLabels
 
 NUM_CLASSES = len(CLASS_ID)
 _NAMES = {v: k for k, v in CLASS_ID.items()}
 _IS_THING_ID = np.array([False] + [IS_THING[_NAMES[i]] for i in range(1, NUM_CLASSES + 1)])
-
-# look-alikes per object kind (layout object name or class), most likely first
-LOOK_ALIKES: Dict[str, Tuple[str, ...]] = {
-    "rug": ("floor",),
-    "book": ("shelves",),
-    "picture": ("television", "window", "wall"),
-    "mug": ("otherprop",),
-    "kettle": ("sink", "otherprop"),
-    "curtain": ("window", "wall"),
-    "window": ("curtain", "wall"),
-    "door": ("wall", "cabinet"),
-    "cabinet": ("counter", "shelves", "refrigerator"),
-    "counter": ("table", "cabinet"),
-    "shelves": ("cabinet",),
-    "table": ("counter", "cabinet"),
-    "chair": ("sofa", "table"),
-    "sofa": ("chair", "bed"),
-    "bed": ("sofa",),
-    "bag": ("otherprop", "chair"),
-    "lamp": ("otherprop",),
-    "television": ("window", "cabinet"),
-    "refrigerator": ("cabinet", "door"),
-    "sink": ("counter",),
-    "wall": ("ceiling", "door"),
-    "floor": ("otherprop",),
-    "ceiling": ("wall",),
-}
-
 
 @dataclass(frozen=True)
 class RealisticNoise:

@@ -1,0 +1,1 @@
+"""What every stage relies on: errors for bad input, staging and owned output folders, loading trained runs."""

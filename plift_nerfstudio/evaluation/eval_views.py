@@ -1,0 +1,223 @@
+"""Evaluate a trained model on the held-out views of a dataset that has ground truth (e.g. from plift-synth).
+
+One render loop (:func:`render_eval_views`) serves ``plift-eval`` and ``ns-eval``: it renders every eval (test)
+view once, keeps nerfstudio's per-image metrics (PSNR, SSIM, fps) and the panoptic id maps. The id maps are then
+scored against the ground truth next to the machine 2D labels of the same frames, by the same rules, under both
+protocols of ``metrics`` (``panopticapi`` and ``paper``). For the machine labels PQscene is meaningless (their
+instance ids are per frame), so it is reported as None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torchvision.utils as vutils
+from jaxtyping import Int
+from nerfstudio.pipelines.base_pipeline import Pipeline
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor
+
+from plift_nerfstudio.labels.class_table import ClassTable
+from plift_nerfstudio.labels.dataset_labels import frames_for_images
+from plift_nerfstudio.core.errors import LabelFileError
+from plift_nerfstudio.labels.frame_labels import INSTANCES_KEY, SEMANTICS_KEY, check_panoptic_maps, read_label_png
+from plift_nerfstudio.labels.ground_truth import GT_INSTANCES_KEY, GT_SEMANTICS_KEY
+from plift_nerfstudio.evaluation.metrics import protocol_scores
+from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette
+
+
+@dataclass
+class ViewSet:
+    """Class and instance maps of N views (ids may be per frame or scene-wide)."""
+
+    semantics: Int[Tensor, "N H W"]
+    instances: Int[Tensor, "N H W"]
+
+
+@dataclass
+class RenderedViews:
+    """What one pass over the eval views produced."""
+
+    ids: ViewSet
+    image_filenames: List[Path]
+    per_image_metrics: List[Dict[str, float]]  # nerfstudio's: psnr, ssim, num_rays_per_sec, fps
+    renders: List[Dict[str, np.ndarray]] = field(default_factory=list)  # a few views kept for pictures
+
+
+Scores = Dict[str, Dict[str, Optional[float]]]
+"""Metrics per protocol (``metrics.PROTOCOLS``): ``{"panopticapi": {"scene_pq": ..., "pq": ..., "miou": ...}, ...}``."""
+
+
+@dataclass
+class EvaluationResult:
+    ours: Scores
+    machine_labels: Scores
+    image_metrics: Dict[str, float]
+    """Ours only: PSNR and SSIM averaged over the test views."""
+    num_views: int
+    renders: List[Dict[str, np.ndarray]] = field(default_factory=list)
+
+
+def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw, table: ClassTable) -> ViewSet:
+    """The class and instance maps the frames' ``sem_key``/``inst_key`` point to, checked against the table."""
+    sems, insts = [], []
+    for frame in frames:
+        if sem_key not in frame or inst_key not in frame:
+            raise LabelFileError(root / "transforms.json", f"frame {frame['file_path']} has no {sem_key}/{inst_key}")
+        sem = read_label_png(root / frame[sem_key])
+        inst = read_label_png(root / frame[inst_key])
+        if sem.shape != tuple(hw) or inst.shape != tuple(hw):
+            raise LabelFileError(root / frame[sem_key], f"size {sem.shape[::-1]} differs from the render {tuple(hw)[::-1]}")
+        check_panoptic_maps(sem, inst, root / frame[sem_key], root / frame[inst_key], table)
+        sems.append(sem.astype(np.int64))
+        insts.append(inst.astype(np.int64))
+    return ViewSet(torch.from_numpy(np.stack(sems)), torch.from_numpy(np.stack(insts)))
+
+
+def segmentation_scores(pred: ViewSet, gt: ViewSet, table: ClassTable, scene_level: bool) -> Scores:
+    """Every segmentation metric under both protocols (see ``metrics``); PQscene only when ``scene_level``."""
+    return protocol_scores(pred.semantics, pred.instances, gt.semantics, gt.instances, table.num_classes, scene_level)
+
+
+def flat_metrics(result: EvaluationResult) -> Dict[str, Optional[float]]:
+    """One flat dict (ns-eval, benchmark tables): ``<protocol>_<metric>`` for ours, ``labels_<protocol>_<metric>``
+    for the 2D labels, and ``psnr``/``ssim``."""
+    flat: Dict[str, Optional[float]] = dict(result.image_metrics)
+    for prefix, scores in (("", result.ours), ("labels_", result.machine_labels)):
+        for protocol, metrics in scores.items():
+            flat.update({f"{prefix}{protocol}_{key}": value for key, value in metrics.items()})
+    return flat
+
+
+@torch.no_grad()
+def render_cameras(model, cameras, keys: Sequence[str] = ("rgb", "depth", "accumulation", "semantic_id", "instance_id",
+                                                            "panoptic")) -> Tuple[Dict[str, np.ndarray], float]:
+    """Whole-image renders of each of ``cameras`` (as the viewer and ns-render make them) stacked per output, the id
+    maps as integers and depth without its channel; and the seconds the renders took."""
+    out: Dict[str, List[np.ndarray]] = {k: [] for k in keys}
+    start = perf_counter()
+    for i in range(len(cameras)):
+        rendered = model.get_outputs_for_camera(cameras[i : i + 1])
+        for k in keys:
+            out[k].append(rendered[k].cpu().numpy())
+    seconds = perf_counter() - start
+    views = {k: np.stack(v) for k, v in out.items()}
+    for key in ("semantic_id", "instance_id"):
+        if key in views:
+            views[key] = views[key][..., 0].astype(np.int64)
+    if "depth" in views:
+        views["depth"] = views["depth"][..., 0]
+    return views, seconds
+
+
+@torch.no_grad()
+def render_eval_views(pipeline: Pipeline, keep_renders: int = 0, output_path: Optional[Path] = None) -> RenderedViews:
+    """Render every eval view once (with a progress bar); optionally save nerfstudio's images per view."""
+    model = pipeline.model
+    datamanager = pipeline.datamanager
+    dataset = datamanager.eval_dataset  # type: ignore[attr-defined]
+    loader = datamanager.fixed_indices_eval_dataloader  # type: ignore[attr-defined]
+    if output_path is not None:
+        output_path.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    sems, insts, metrics_list, renders, names = [], [], [], [], []
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("Rendering eval views", total=len(loader))
+        for view, (camera, batch) in enumerate(loader):
+            start = perf_counter()
+            outputs = model.get_outputs_for_camera(camera=camera)
+            metrics, images = model.get_image_metrics_and_images(outputs, batch)
+            num_rays = int(camera.height.item() * camera.width.item())
+            metrics["num_rays_per_sec"] = num_rays / (perf_counter() - start)
+            metrics["fps"] = metrics["num_rays_per_sec"] / num_rays
+            metrics_list.append({k: float(v) for k, v in metrics.items()})
+            if output_path is not None:
+                for key, image in images.items():
+                    vutils.save_image(image.permute(2, 0, 1).cpu(), output_path / f"eval_{key}_{view:04d}.png")
+            sems.append(outputs["semantic_id"][..., 0].long().cpu())
+            insts.append(outputs["instance_id"][..., 0].long().cpu())
+            index = int(batch["image_idx"])
+            names.append(Path(dataset.image_filenames[index]))
+            if len(renders) < keep_renders:
+                kept = {k: outputs[k].cpu().numpy() for k in ("rgb", "semantics", "instances", "panoptic")}
+                renders.append(kept | {"image": batch["image"][..., :3].cpu().numpy(), "index": index})
+            progress.advance(task)
+    if was_training:
+        model.train()
+    return RenderedViews(ViewSet(torch.stack(sems), torch.stack(insts)), names, metrics_list, renders)
+
+
+def frames_have_ground_truth(frames: List[dict], transforms_path: Path) -> bool:
+    """True when every frame entry names ground-truth maps; False when none does (a real capture).
+
+    Frames where only some entries have ground truth are refused: scores over a subset would mislead.
+    """
+    with_gt = [GT_SEMANTICS_KEY in f and GT_INSTANCES_KEY in f for f in frames]
+    if all(with_gt):
+        return True
+    if not any(with_gt):
+        return False
+    missing = [f["file_path"] for f, has in zip(frames, with_gt) if not has]
+    raise LabelFileError(
+        transforms_path,
+        f"{len(missing)} of {len(frames)} eval frames lack '{GT_SEMANTICS_KEY}'/'{GT_INSTANCES_KEY}' "
+        f"(first: {missing[0]}); give ground truth for all eval frames or for none",
+    )
+
+
+def dataset_frames(pipeline: Pipeline, image_filenames: Sequence[Path]) -> List[dict]:
+    """The ``transforms.json`` frames of a pipeline's images, in their order (as the dataparser found the images)."""
+    datamanager = pipeline.datamanager
+    data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
+    frames, _ = frames_for_images(data, image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
+    return frames
+
+
+def dataset_has_ground_truth(pipeline: Pipeline, image_filenames: List[Path]) -> bool:
+    """Whether the pipeline's dataset has ground truth for these (eval) images; see frames_have_ground_truth."""
+    datamanager = pipeline.datamanager
+    data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
+    frames, transforms_path = frames_for_images(data, image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
+    return frames_have_ground_truth(frames, transforms_path)
+
+
+def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:
+    """Score rendered views and the machine labels of the same frames against the dataset's ground truth."""
+    datamanager = pipeline.datamanager
+    data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
+    frames, transforms_path = frames_for_images(data, views.image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
+    data_dir = transforms_path.parent
+    table: ClassTable = pipeline.model.class_table  # type: ignore[attr-defined]
+    hw = tuple(views.ids.semantics.shape[1:])
+    gt = load_maps(data_dir, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw, table)
+    machine = load_maps(data_dir, frames, SEMANTICS_KEY, INSTANCES_KEY, hw, table)
+    ours = segmentation_scores(views.ids, gt, table, scene_level=True)
+    image_metrics = {k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")}
+    machine_scores = segmentation_scores(machine, gt, table, scene_level=False)  # per-frame ids: no PQscene
+    for i, render in enumerate(views.renders):  # the kept views are the first ones, in render order
+        render["gt_panoptic"] = panoptic_picture(render["image"], gt.semantics[i], gt.instances[i], table)
+        render["machine_panoptic"] = panoptic_picture(render["image"], machine.semantics[i], machine.instances[i], table)
+    return EvaluationResult(ours, machine_scores, image_metrics, len(views.image_filenames), views.renders)
+
+
+def panoptic_picture(image_hw3: np.ndarray, semantics_hw: Tensor, instances_hw: Tensor, table: ClassTable) -> np.ndarray:
+    """A label map drawn like the model's ``panoptic`` output: thing ids and stuff classes blended over the image."""
+    h, w = semantics_hw.shape
+    rgb = torch.from_numpy(np.asarray(image_hw3, np.float32)).reshape(-1, 3)
+    instances = instances_hw.reshape(-1).long()
+    _, _, panoptic = colourise(rgb, semantics_hw.reshape(-1).long(), instances, class_palette(table),
+                               instance_palette(int(instances.max()) if instances.numel() else 0))
+    return panoptic.reshape(h, w, 3).numpy()
+
+
+def evaluate_pipeline(pipeline: Pipeline, keep_renders: int = 4) -> EvaluationResult:
+    """Render the pipeline's eval (test) views and score them and the machine labels against ground truth."""
+    views = render_eval_views(pipeline, keep_renders=keep_renders)
+    return score_views(pipeline, views)
