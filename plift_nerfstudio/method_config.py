@@ -77,6 +77,26 @@ def stretch_schedule(config: TrainerConfig, steps: int) -> TrainerConfig:
     return config
 
 
+def _trainer(method_name: str, steps: int, eval_batch_every: int, eval_image_every: int, save_every: int,
+             datamanager: PanopticDataManagerConfig, model: PanopticLiftingModelConfig, optimizers: dict,
+             viewer_rays: int) -> TrainerConfig:
+    """A preset's trainer: this method's trainer and pipeline, full precision, the viewer on."""
+    return TrainerConfig(
+        _target=PanopticTrainer,
+        method_name=method_name,
+        steps_per_eval_batch=eval_batch_every,
+        steps_per_eval_image=eval_image_every,
+        steps_per_save=save_every,
+        max_num_iterations=steps,
+        mixed_precision=False,
+        pipeline=PanopticPipelineConfig(datamanager=datamanager, model=model),
+        optimizers=optimizers,
+        viewer=ViewerConfig(num_rays_per_chunk=viewer_rays),
+        vis="viewer",
+        machine=_machine(),
+    )
+
+
 def _paper_optimizers() -> dict:
     """Adam per parameter group at constant rates, as the authors train (their decay is never stepped, facts file
     'Schedule'): grids 1e-2 (paper Sec. 3 'Implementation Details'; the supplementary says 0.02, the code 0.01), MLPs
@@ -105,39 +125,29 @@ PAPER_GRID_LR = 1e-2
 PAPER_MLP_LR = 5e-4
 PAPER_INSTANCE_WEIGHT_DECAY = 1e-3
 panoptic_lifting = MethodSpecification(
-    config=TrainerConfig(
-        _target=PanopticTrainer,
-        method_name="panoptic-lifting",
-        steps_per_eval_batch=500,
-        steps_per_eval_image=5000,
-        steps_per_save=5000,
-        max_num_iterations=PAPER_STEPS,
-        mixed_precision=False,
-        pipeline=PanopticPipelineConfig(
-            datamanager=PanopticDataManagerConfig(
-                # paper supplementary C.1: batches of 2048 rays; facts 'Instance': up to 1024 thing rays of one image
-                dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=2048, single_image_num_rays=1024,
-                instance_num_rays=1024,
-            ),
-            model=PanopticLiftingModelConfig(
-                # facts 'Schedule': grids upsampled at epochs 1..4, 128^3 -> 192^3 log-spaced, optimisers rebuilt
-                init_resolution=128,
-                final_resolution=192,
-                upsampling_iters=tuple(PAPER_EPOCH * e for e in (1, 2, 3, 4)),
-                # facts 'Field and sampling': a step of half a voxel, ~440 samples per ray at 128^3
-                num_samples=440,
-                # facts 'Schedule': semantic loss from epoch 0, instance loss from epoch 3, segment loss from epoch 6
-                semantic_loss_start_step=0,
-                instance_loss_start_step=3 * PAPER_EPOCH,
-                consistency_loss_start_step=6 * PAPER_EPOCH,
-                # paper Sec. 3: lambda_con 1.35, lambda_ins = lambda_sem = lambda_RGB = 1; supplementary C.1: 5 x 256
-                # semantic MLP, 3-layer surrogate-id MLP, 50 ids; the defaults of PanopticLiftingModelConfig
-            ),
+    config=_trainer(
+        "panoptic-lifting", PAPER_STEPS, 500, 5000, 5000,
+        datamanager=PanopticDataManagerConfig(
+            # paper supplementary C.1: batches of 2048 rays; facts 'Instance': up to 1024 thing rays of one image
+            dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=2048, single_image_num_rays=1024,
+            instance_num_rays=1024,
+        ),
+        model=PanopticLiftingModelConfig(
+            # facts 'Schedule': grids upsampled at epochs 1..4, 128^3 -> 192^3 log-spaced, optimisers rebuilt
+            init_resolution=128,
+            final_resolution=192,
+            upsampling_iters=tuple(PAPER_EPOCH * e for e in (1, 2, 3, 4)),
+            # facts 'Field and sampling': a step of half a voxel, ~440 samples per ray at 128^3
+            num_samples=440,
+            # facts 'Schedule': semantic loss from epoch 0, instance loss from epoch 3, segment loss from epoch 6
+            semantic_loss_start_step=0,
+            instance_loss_start_step=3 * PAPER_EPOCH,
+            consistency_loss_start_step=6 * PAPER_EPOCH,
+            # paper Sec. 3: lambda_con 1.35, lambda_ins = lambda_sem = lambda_RGB = 1; supplementary C.1: 5 x 256
+            # semantic MLP, 3-layer surrogate-id MLP, 50 ids; the defaults of PanopticLiftingModelConfig
         ),
         optimizers=_paper_optimizers(),
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 14),
-        vis="viewer",
-        machine=_machine(),
+        viewer_rays=1 << 14,
     ),
     description="Panoptic Lifting (CVPR 2023): 3D-consistent panoptic segmentation from noisy 2D labels; paper-scale "
                 "(450k steps, the paper's schedule), for GPUs.",
@@ -145,50 +155,40 @@ panoptic_lifting = MethodSpecification(
 
 LITE_STEPS = 3_000
 panoptic_lifting_lite = MethodSpecification(
-    config=TrainerConfig(
-        _target=PanopticTrainer,
-        method_name="panoptic-lifting-lite",
-        steps_per_eval_batch=250,
-        steps_per_eval_image=1000,
-        steps_per_save=1000,
-        max_num_iterations=LITE_STEPS,
-        mixed_precision=False,
-        pipeline=PanopticPipelineConfig(
-            datamanager=PanopticDataManagerConfig(
-                dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512,
-                instance_num_rays=256,
-            ),
-            model=PanopticLiftingModelConfig(
-                init_resolution=48,
-                final_resolution=96,
-                upsampling_iters=(500, 1000, 1500),
-                num_samples=96,
-                max_kept_samples_per_ray=16,
-                # skip the cells no training camera sees (demo scene: 99% -> 51% of the grid occupied, same quality)
-                visibility_update_every=256,
-                density_components=8,
-                color_components=16,
-                color_mlp_width=64,
-                semantic_mlp_layers=3,
-                semantic_mlp_width=64,
-                instance_mlp_layers=3,
-                instance_mlp_width=64,
-                num_surrogate_ids=24,
-                position_frequencies=6,
-                instance_loss_start_step=300,
-                # the segment loss pushes each 2D segment to the field's current majority class: switched on
-                # before the semantic field has learnt small classes (door, window, lamp) it locks them into
-                # their surroundings (mIoU 55 with weight 1.35 from step 600, 80 with 0.3 from step 1500)
-                consistency_loss_mult=0.3,
-                consistency_loss_start_step=1500,
-                eval_num_rays_per_chunk=8192,
-            ),
+    config=_trainer(
+        "panoptic-lifting-lite", LITE_STEPS, 250, 1000, 1000,
+        datamanager=PanopticDataManagerConfig(
+            dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512,
+            instance_num_rays=256,
+        ),
+        model=PanopticLiftingModelConfig(
+            init_resolution=48,
+            final_resolution=96,
+            upsampling_iters=(500, 1000, 1500),
+            num_samples=96,
+            max_kept_samples_per_ray=16,
+            # skip the cells no training camera sees (demo scene: 99% -> 51% of the grid occupied, same quality)
+            visibility_update_every=256,
+            density_components=8,
+            color_components=16,
+            color_mlp_width=64,
+            semantic_mlp_layers=3,
+            semantic_mlp_width=64,
+            instance_mlp_layers=3,
+            instance_mlp_width=64,
+            num_surrogate_ids=24,
+            position_frequencies=6,
+            instance_loss_start_step=300,
+            # the segment loss pushes each 2D segment to the field's current majority class: switched on
+            # before the semantic field has learnt small classes (door, window, lamp) it locks them into
+            # their surroundings (mIoU 55 with weight 1.35 from step 600, 80 with 0.3 from step 1500)
+            consistency_loss_mult=0.3,
+            consistency_loss_start_step=1500,
+            eval_num_rays_per_chunk=8192,
         ),
         # few steps: the segmentation heads learn faster than the paper's 5e-4
         optimizers=_optimizers(LITE_STEPS, mlp_lr=2e-3),
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 13),
-        vis="viewer",
-        machine=_machine(),
+        viewer_rays=1 << 13,
     ),
     description="Panoptic Lifting, CPU-sized: small grids and heads that train a small scene in minutes on 2 cores.",
 )
@@ -197,51 +197,41 @@ panoptic_lifting_lite = MethodSpecification(
 # scene. Sized to train a 48-view 192x144 room in under 30 minutes on 2 CPU cores; see README, "Realistic rooms".
 CPU_STEPS = 2_500
 panoptic_lifting_cpu = MethodSpecification(
-    config=TrainerConfig(
-        _target=PanopticTrainer,
-        method_name="panoptic-lifting-cpu",
-        steps_per_eval_batch=500,
-        steps_per_eval_image=1250,
-        steps_per_save=500,
-        max_num_iterations=CPU_STEPS,
-        mixed_precision=False,
-        pipeline=PanopticPipelineConfig(
-            datamanager=PanopticDataManagerConfig(
-                dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512,
-                instance_num_rays=256,
-                sparse_depth_num_rays=256,
-            ),
-            model=PanopticLiftingModelConfig(
-                init_resolution=48,
-                final_resolution=112,
-                upsampling_iters=(250, 500, 850, 1250),
-                num_samples=128,
-                max_kept_samples_per_ray=24,
-                density_components=16,
-                color_components=32,
-                color_mlp_width=128,
-                semantic_mlp_layers=3,
-                semantic_mlp_width=128,
-                instance_mlp_layers=3,
-                instance_mlp_width=128,
-                num_surrogate_ids=32,
-                position_frequencies=6,
-                occupancy_warmup_steps=250,
-                # a room fills 6-15% of the dataparser's cube: shrink the box to it once the walls have formed
-                box_shrink_step=400,
-                # rays through COLMAP's points (plift-sparse-depth) end there: pins plain walls and cabinet fronts
-                # that photo-consistency alone leaves floating (kitchen: depth error 55 -> 10 cm, PQ +3 -> +14)
-                sparse_depth_loss_mult=0.1,
-                instance_loss_start_step=250,
-                consistency_loss_mult=0.3,
-                consistency_loss_start_step=1250,
-                eval_num_rays_per_chunk=8192,
-            ),
+    config=_trainer(
+        "panoptic-lifting-cpu", CPU_STEPS, 500, 1250, 500,
+        datamanager=PanopticDataManagerConfig(
+            dataparser=_dataparser(scene_scale=2.0), train_num_rays_per_batch=1024, single_image_num_rays=512,
+            instance_num_rays=256,
+            sparse_depth_num_rays=256,
+        ),
+        model=PanopticLiftingModelConfig(
+            init_resolution=48,
+            final_resolution=112,
+            upsampling_iters=(250, 500, 850, 1250),
+            num_samples=128,
+            max_kept_samples_per_ray=24,
+            density_components=16,
+            color_components=32,
+            color_mlp_width=128,
+            semantic_mlp_layers=3,
+            semantic_mlp_width=128,
+            instance_mlp_layers=3,
+            instance_mlp_width=128,
+            num_surrogate_ids=32,
+            position_frequencies=6,
+            occupancy_warmup_steps=250,
+            # a room fills 6-15% of the dataparser's cube: shrink the box to it once the walls have formed
+            box_shrink_step=400,
+            # rays through COLMAP's points (plift-sparse-depth) end there: pins plain walls and cabinet fronts
+            # that photo-consistency alone leaves floating (kitchen: depth error 55 -> 10 cm, PQ +3 -> +14)
+            sparse_depth_loss_mult=0.1,
+            instance_loss_start_step=250,
+            consistency_loss_mult=0.3,
+            consistency_loss_start_step=1250,
+            eval_num_rays_per_chunk=8192,
         ),
         optimizers=_optimizers(CPU_STEPS, mlp_lr=2e-3),
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 13),
-        vis="viewer",
-        machine=_machine(),
+        viewer_rays=1 << 13,
     ),
     description="Panoptic Lifting for real rooms on a CPU: larger grids and heads than -lite, 2500 steps "
                 "(under 30 minutes on 2 cores for a 48-view room).",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from plift_nerfstudio.scenes.confusions import CONFUSABLE
 from plift_nerfstudio.scenes.dataset_writer import MachineLabels
+from plift_nerfstudio.scenes.label_effects import split_in_two
 from typing import Dict, List, Tuple
 
 import cv2
@@ -110,12 +111,7 @@ def corrupt(gt_semantics: np.ndarray, gt_instances: np.ndarray, noise: LabelNois
         probs = _distribution(rng, true_cls, shown, noise, sure)
         parts = [mask]
         if _IS_THING_ID[true_cls] and rng.uniform() < noise.split_prob and mask.sum() > 200:
-            ys, xs = np.nonzero(mask)
-            angle = rng.uniform(0, np.pi)
-            side = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle) > 0
-            first = np.zeros_like(mask)
-            first[ys[side], xs[side]] = True
-            parts = [first, mask & ~first]
+            parts = split_in_two(mask, rng)
         for part in parts:
             out_seg[part] = next_id
             segments.append({"id": next_id, "cls": shown, "true": true_cls, "probs": probs, "conf": probs.max()})

@@ -27,6 +27,7 @@ import numpy as np
 from plift_nerfstudio.scenes.realistic.layout import CLASS_ID, IS_THING, RoomLayout
 from plift_nerfstudio.scenes.confusions import LOOK_ALIKES
 from plift_nerfstudio.scenes.dataset_writer import MachineLabels
+from plift_nerfstudio.scenes.label_effects import split_in_two
 
 NUM_CLASSES = len(CLASS_ID)
 _NAMES = {v: k for k, v in CLASS_ID.items()}
@@ -153,12 +154,7 @@ def corrupt_frame(gt_semantics: np.ndarray, gt_instances: np.ndarray, gt_objects
             probs = _distribution(rng, true_cls, shown, noise, sure)
             pieces = [m]
             if _IS_THING_ID[shown] and m.sum() > 0.03 * H * W and rng.uniform() < noise.split_prob:
-                ys, xs = np.nonzero(m)
-                angle = rng.uniform(0, np.pi)
-                side = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle) > 0
-                first = np.zeros_like(m)
-                first[ys[side], xs[side]] = True
-                pieces = [first, m & ~first]
+                pieces = split_in_two(m, rng)
             for piece in pieces:
                 segments.append({"cls": shown, "probs": probs, "conf": float(probs.max()), "group": len(segments)})
                 label[piece] = len(segments)
