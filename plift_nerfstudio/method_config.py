@@ -194,7 +194,7 @@ panoptic_lifting_lite = MethodSpecification(
 )
 
 # The CPU preset for real rooms (issue 14): photoreal rooms need more capacity and steps than the procedural demo
-# scene. Sized to train a 48-view 192x144 room in under 30 minutes on 2 CPU cores; see README, "Realistic rooms".
+# scene. Sized to train a 48-view 192x144 room in under 30 minutes on 2 CPU cores; see docs/results.md, "Realistic rooms".
 CPU_STEPS = 2_500
 panoptic_lifting_cpu = MethodSpecification(
     config=_trainer(
@@ -240,7 +240,7 @@ panoptic_lifting_cpu = MethodSpecification(
 # A first look while the user is still there (issue 15): the lite preset with panoptic-lifting-cpu's sparse depth
 # loss, its whole schedule compressed from 3000 to 2000 steps, samples per ray growing with the grids. On the demo
 # scene (2 CPU cores, seeds 42 and 7) it reaches 90% of its final PQscene in 1.0-1.5 minutes, and after 3.4-3.6 ends
-# where the lite preset without sparse depth ends after 9-11 (README, "Measured on a 2-core CPU").
+# where the lite preset without sparse depth ends after 9-11 (docs/results.md).
 QUICK_STEPS = 2_000
 
 

@@ -169,7 +169,7 @@ class PanopticLiftingModelConfig(ModelConfig):
 
     # --- editing ---
     edits: Optional[Path] = None
-    """Edit list (JSON; README 'Editing the scene') applied when rendering: instances deleted, duplicated or moved.
+    """Edit list (JSON; docs/editing.md) applied when rendering: instances deleted, duplicated or moved.
     plift-edit writes run folders that set it; training ignores it."""
     edit_region_resolution: int = 96
     """Voxels per side of the lattice on which each instance's region (for editing) is found."""

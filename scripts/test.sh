@@ -8,7 +8,7 @@ bash scripts/setup_capture.sh
 bash scripts/setup_browser.sh
 VENV="${PLIFT_VENV:-.venv}"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests
-# benchmarks in quick mode: they must keep running; their tables go to the log (full runs: see README)
+# benchmarks in quick mode: they must keep running; their tables go to the log (full runs: docs/benchmarks.md)
 BENCH_OUT="$(mktemp -d)"
 "$VENV/bin/python" scripts/benchmark_quality.py --quick --output-dir "$BENCH_OUT/quality"
 "$VENV/bin/python" scripts/benchmark_quality.py --realistic --quick --output-dir "$BENCH_OUT/realistic"

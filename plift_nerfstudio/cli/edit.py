@@ -26,7 +26,7 @@ class EditOptions:
     load_config: Path
     """config.yml of a training run (outputs/.../config.yml)."""
     edits: Optional[Path] = None
-    """Edit list (JSON; README 'Editing the scene'). Without it, the instances of the scene are listed."""
+    """Edit list (JSON; docs/editing.md). Without it, the instances of the scene are listed."""
     output_dir: Optional[Path] = None
     """Folder of the edited run (config.yml, edits.json, instances.json); must not be inside the original run."""
     overwrite: bool = False

@@ -7,7 +7,7 @@
 
 Each writes scene.ply (and scene.glb for meshes), one file per thing instance (things/<class>-<id>.*) and per
 stuff class (stuff/<class>.*), and manifest.json (ids, classes, sizes, centroids, axis-aligned and oriented boxes,
-files). README 'Exporting the scene' says how to open them.
+files). docs/export.md says how to open them.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def resolve_implementation(choice: Literal["auto", "tcnn", "torch"]) -> Literal[
     except ImportError as err:
         if choice == "tcnn":
             raise ValueError(f"--pipeline.model.implementation tcnn needs tinycudann, which does not import ({err}); "
-                             "install it (README) or use 'auto' or 'torch'") from None
+                             "install it (docs/training.md) or use 'auto' or 'torch'") from None
         return "torch"
     if not torch.cuda.is_available():
         if choice == "tcnn":

@@ -59,7 +59,7 @@ def load_class_table_of_dataset(data: Path) -> ClassTable:
     if not isinstance(section, dict):
         raise LabelFileError(
             path,
-            f"has no '{LABELS_SECTION}' section: label the frames first (see README, 'Label data contract')",
+            f"has no '{LABELS_SECTION}' section: label the frames first (see docs/labels.md)",
         )
     if section.get("version") != LABEL_CONTRACT_VERSION:
         raise LabelFileError(

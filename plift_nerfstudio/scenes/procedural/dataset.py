@@ -62,8 +62,8 @@ class SynthOptions:
     contact_sheet_frames: int = 4
     """Frames shown in contact_sheet.png."""
     edits: Optional[Path] = None
-    """Write, instead of the dataset, the ground truth of the room edited by this edit list (README 'Editing the
-    scene'; instance ids are the room's true ids) from the test cameras: images/, gt/ and edited_truth.json. Give the
+    """Write, instead of the dataset, the ground truth of the room edited by this edit list (docs/editing.md;
+    instance ids are the room's true ids) from the test cameras: images/, gt/ and edited_truth.json. Give the
     options the dataset was made with (seed, frames, size, scene, test-every)."""
 
     def validate(self) -> None:

@@ -36,7 +36,7 @@ _IS_THING_ID = np.array([False] + [IS_THING[_NAMES[i]] for i in range(1, NUM_CLA
 @dataclass(frozen=True)
 class RealisticNoise:
     """Parameters of the noise model; the defaults are the ``mask2former`` level, calibrated on the shipped rooms
-    (data/realistic/; per-frame PQ and mIoU of the labels under the panopticapi protocol: see README)."""
+    (data/realistic/; per-frame PQ and mIoU of the labels under the panopticapi protocol: see docs/results.md)."""
 
     persistent_prob: float = 0.6
     """Share of objects (room structure excepted) that have a persistent look-alike class."""
