@@ -200,7 +200,7 @@ def main(opts: ScaleOptions) -> Dict:
         for num_frames in sorted(opts.frames):
             data = repeated_dataset(rendered, opts.output_dir / "scenes" / f"{size}-{num_frames}", num_frames)
             console.print(f"[bold]measuring[/] {size}, {num_frames} frames, {opts.steps} steps of {opts.preset}")
-            command = [sys.executable, __file__, "--measure", str(data), "--steps", str(opts.steps), "--preset",
+            command = [sys.executable, "-m", "plift_nerfstudio.bench.scale", "--measure", str(data), "--steps", str(opts.steps), "--preset",
                        opts.preset, "--run-dir", str(opts.output_dir / "runs")]
             done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -238,3 +238,9 @@ def main(opts: ScaleOptions) -> Dict:
     (opts.output_dir / "results.json").write_text(json.dumps(report, indent=2))
     console.print(f"wrote {opts.output_dir / 'results.json'} and {opts.output_dir / 'scale.png'}")
     return report
+
+
+if __name__ == "__main__":  # the per-dataset measurement runs as ``python -m plift_nerfstudio.bench.scale --measure``
+    import tyro
+
+    main(tyro.cli(ScaleOptions, description=(__doc__ or "").split("\n\n")[0]))
