@@ -3,8 +3,8 @@
 nerfstudio averages per-image metrics over the eval views; PQscene cannot be averaged per image (its segments
 span all views), so :meth:`PanopticPipeline.get_average_eval_image_metrics` renders each view once, averages the
 per-image metrics as nerfstudio does, and adds the scene-level and per-frame segmentation metrics computed on all
-views together under both evaluation protocols, for our renders and for the machine 2D labels by the same rules:
-keys ``<protocol>_<metric>`` (e.g. ``panopticapi_scene_pq``, ``paper_miou``) and ``labels_<protocol>_<metric>``.
+views together under every evaluation protocol, for our renders and for the machine 2D labels by the same rules:
+keys ``<protocol>_<metric>`` (e.g. ``panopticapi_scene_pq``, ``authors_miou``) and ``labels_<protocol>_<metric>``.
 """
 
 from __future__ import annotations

@@ -135,6 +135,15 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
         assert result.machine_labels[protocol]["scene_pq"] is None  # per-frame ids: PQscene is not defined
         for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "sq", "rq", "miou"):
             assert 0 <= result.ours[protocol][key] <= 100, (protocol, key)
+    # level comparison: the labels again, with the small-segment merge our renders get
+    from plift_nerfstudio.panoptic import merge_small_segments
+
+    assert result.min_segment_share == loaded.model.config.min_segment_share > 0
+    merged = [merge_small_segments(s, i, round(result.min_segment_share * s.numel())) for s, i in zip(label_sem, label_ins)]
+    merged_sem, merged_ins = torch.stack([m[0] for m in merged]), torch.stack([m[1] for m in merged])
+    expected_merged = protocol_scores(merged_sem, merged_ins, gt_sem, gt_ins, 21, scene_level=False)
+    for protocol in PROTOCOLS:
+        assert result.machine_labels_merged[protocol] == pytest.approx(expected_merged[protocol]), protocol
     # our row is our renders of the same frames (paired with the ground truth by file name here, not by the
     # evaluation's loop) scored by the same rules: a render scored against another frame's ground truth would differ
     eval_dataset = loaded.datamanager.eval_dataset
@@ -167,5 +176,6 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
         for key in ("scene_pq", "scene_sq", "scene_rq", "pq", "miou"):
             assert ns_eval[f"{protocol}_{key}"] == pytest.approx(flat[f"{protocol}_{key}"], abs=1e-6), (protocol, key)
         assert ns_eval[f"labels_{protocol}_miou"] == pytest.approx(flat[f"labels_{protocol}_miou"], abs=1e-6)
+        assert ns_eval[f"labels_merged_{protocol}_pq"] == pytest.approx(flat[f"labels_merged_{protocol}_pq"], abs=1e-6)
         assert f"labels_{protocol}_scene_pq" not in ns_eval
     assert len(list((tmp_path / "ns-eval-images").glob("eval_panoptic_*.png"))) == 3

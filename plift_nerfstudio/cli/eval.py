@@ -18,7 +18,7 @@ from plift_nerfstudio.evaluation.metrics import METRIC_NOTES, PROTOCOL_NOTES, PR
 from plift_nerfstudio.core.report import fmt
 
 if TYPE_CHECKING:
-    from plift_nerfstudio.evaluation.eval_views import Scores
+    from plift_nerfstudio.evaluation.eval_views import EvaluationResult
 
 ROWS = (
     ("scene_pq", "PQscene"),
@@ -29,8 +29,8 @@ ROWS = (
     ("rq", "RQ"),
     ("miou", "mIoU"),
 )
-COLUMNS = tuple((protocol, who) for protocol in PROTOCOLS for who in ("machine_labels", "ours"))
-COLUMN_TITLES = {"machine_labels": "2D labels", "ours": "ours"}
+COLUMN_TITLES = {"machine_labels": "2D labels", "machine_labels_merged": "2D labels, small segments merged",
+                 "ours": "ours"}
 
 
 @dataclass
@@ -45,22 +45,34 @@ class EvalOptions:
     """Test views shown in eval_grid.png."""
 
 
-def table_rows(ours: Scores, machine: Scores, image_metrics: Dict[str, float]) -> List[List[str]]:
-    """One row per metric: its name, then 2D labels and ours under each protocol."""
-    scores = {"ours": ours, "machine_labels": machine}
-    rows = [[name] + [fmt(scores[who][protocol].get(key)) for protocol, who in COLUMNS] for key, name in ROWS]
+def columns(result: "EvaluationResult") -> List[str]:
+    """Who is scored: the 2D labels, the labels merged as our renders are (when the model merges), ours."""
+    return ["machine_labels"] + (["machine_labels_merged"] if result.machine_labels_merged else []) + ["ours"]
+
+
+def table_rows(result: "EvaluationResult", protocol: str) -> List[List[str]]:
+    """One row per metric under one protocol: its name, then each column of :func:`columns`."""
+    who = columns(result)
+    scores = {"ours": result.ours, "machine_labels": result.machine_labels,
+              "machine_labels_merged": result.machine_labels_merged or {}}
+    rows = [[name] + [fmt(scores[w][protocol].get(key)) for w in who] for key, name in ROWS]
     for key, name in (("psnr", "PSNR"), ("ssim", "SSIM")):
-        rows.append([name] + [fmt(image_metrics[key]) if who == "ours" else "n/a" for _, who in COLUMNS])
+        rows.append([name] + [fmt(result.image_metrics[key]) if w == "ours" else "n/a" for w in who])
     return rows
 
 
-def markdown_table(ours: Scores, machine: Scores, image_metrics: Dict[str, float]) -> str:
-    header = ["metric"] + [f"{COLUMN_TITLES[who]} ({protocol})" for protocol, who in COLUMNS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(ours, machine, image_metrics)]
-    lines.append("")
+def markdown_table(result: "EvaluationResult") -> str:
+    header = ["metric"] + [COLUMN_TITLES[w] for w in columns(result)]
+    lines: List[str] = []
+    for protocol in PROTOCOLS:
+        lines += [f"### {protocol} protocol", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in table_rows(result, protocol)]
+        lines.append("")
     lines += [f"- {protocol}: {note}." for protocol, note in PROTOCOL_NOTES.items()]
     lines += [f"- {key}: {note}." for key, note in METRIC_NOTES.items()]
+    if result.machine_labels_merged:
+        lines.append(f"- Small segments (under {100 * result.min_segment_share:.2f}% of an image) are merged into "
+                     "their neighbours in our renders; the column before ours applies the same merge to the 2D labels.")
     lines.append("- PSNR/SSIM compare rendered colour with the test images. Rays that rendered nothing are void.")
     return "\n".join(lines)
 
@@ -95,18 +107,20 @@ def main(opts: EvalOptions) -> Dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"config": str(opts.load_config), "step": step, "num_test_views": result.num_views,
               "protocols": PROTOCOL_NOTES, "metrics": METRIC_NOTES,
-              "ours": {**result.ours, **result.image_metrics}, "machine_labels": result.machine_labels}
+              "ours": {**result.ours, **result.image_metrics}, "machine_labels": result.machine_labels,
+              "machine_labels_merged": result.machine_labels_merged, "min_segment_share": result.min_segment_share}
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "eval.md").write_text(markdown_table(result.ours, result.machine_labels, result.image_metrics) + "\n")
+    (out_dir / "eval.md").write_text(markdown_table(result) + "\n")
     grid_png(result.renders, out_dir / "eval_grid.png")
-    table = Table(title=f"{result.num_views} test views, step {step}")
-    table.add_column("metric")
-    for protocol, who in COLUMNS:
-        table.add_column(f"{COLUMN_TITLES[who]}\n({protocol})", justify="right")
-    for row in table_rows(result.ours, result.machine_labels, result.image_metrics):
-        table.add_row(*row)
     console = Console()
-    console.print(table)
+    for protocol in PROTOCOLS:
+        table = Table(title=f"{protocol} protocol: {result.num_views} test views, step {step}")
+        table.add_column("metric")
+        for who in columns(result):
+            table.add_column(COLUMN_TITLES[who], justify="right")
+        for row in table_rows(result, protocol):
+            table.add_row(*row)
+        console.print(table)
     console.print(f"Wrote {out_dir / 'eval.json'}, {out_dir / 'eval.md'}, {out_dir / 'eval_grid.png'}")
     return report
 

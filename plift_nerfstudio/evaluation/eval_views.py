@@ -2,8 +2,9 @@
 
 One render loop (:func:`render_eval_views`) serves ``plift-eval`` and ``ns-eval``: it renders every eval (test)
 view once, keeps nerfstudio's per-image metrics (PSNR, SSIM, fps) and the panoptic id maps. The id maps are then
-scored against the ground truth next to the machine 2D labels of the same frames, by the same rules, under both
-protocols of ``metrics`` (``panopticapi`` and ``paper``). For the machine labels PQscene is meaningless (their
+scored against the ground truth next to the machine 2D labels of the same frames, by the same rules, under every
+protocol of ``metrics`` (``panopticapi``, ``min_share`` and ``authors``). The labels are scored as they are and with
+the small-segment merge our renders get (a level comparison). For the machine labels PQscene is meaningless (their
 instance ids are per frame), so it is reported as None.
 """
 
@@ -28,7 +29,7 @@ from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import INSTANCES_KEY, SEMANTICS_KEY, check_panoptic_maps, read_label_png
 from plift_nerfstudio.labels.ground_truth import GT_INSTANCES_KEY, GT_SEMANTICS_KEY
 from plift_nerfstudio.evaluation.metrics import protocol_scores
-from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette
+from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette, merge_small_segments
 
 
 @dataclass
@@ -56,11 +57,18 @@ Scores = Dict[str, Dict[str, Optional[float]]]
 @dataclass
 class EvaluationResult:
     ours: Scores
+    """Our renders as the viewer shows them (segments under the model's ``min_segment_share`` merged)."""
     machine_labels: Scores
+    """The 2D labels as they are."""
     image_metrics: Dict[str, float]
     """Ours only: PSNR and SSIM averaged over the test views."""
     num_views: int
     renders: List[Dict[str, np.ndarray]] = field(default_factory=list)
+    machine_labels_merged: Optional[Scores] = None
+    """The 2D labels with the same small-segment merge as our renders (None when the model merges nothing): the
+    level comparison with ``ours``."""
+    min_segment_share: float = 0.0
+    """The merge's share of the image (the model's ``min_segment_share``)."""
 
 
 def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw, table: ClassTable) -> ViewSet:
@@ -80,16 +88,18 @@ def load_maps(root: Path, frames: List[dict], sem_key: str, inst_key: str, hw, t
 
 
 def segmentation_scores(pred: ViewSet, gt: ViewSet, table: ClassTable, scene_level: bool) -> Scores:
-    """Every segmentation metric under both protocols (see ``metrics``); PQscene only when ``scene_level``."""
+    """Every segmentation metric under every protocol (see ``metrics``); PQscene only when ``scene_level``."""
     return protocol_scores(pred.semantics, pred.instances, gt.semantics, gt.instances, table.num_classes, scene_level)
 
 
 def flat_metrics(result: EvaluationResult) -> Dict[str, Optional[float]]:
     """One flat dict (ns-eval, benchmark tables): ``<protocol>_<metric>`` for ours, ``labels_<protocol>_<metric>``
-    for the 2D labels, and ``psnr``/``ssim``."""
+    for the 2D labels, ``labels_merged_<protocol>_<metric>`` for them with our small-segment merge (when the model
+    merges), and ``psnr``/``ssim``."""
     flat: Dict[str, Optional[float]] = dict(result.image_metrics)
-    for prefix, scores in (("", result.ours), ("labels_", result.machine_labels)):
-        for protocol, metrics in scores.items():
+    for prefix, scores in (("", result.ours), ("labels_", result.machine_labels),
+                           ("labels_merged_", result.machine_labels_merged)):
+        for protocol, metrics in (scores or {}).items():
             flat.update({f"{prefix}{protocol}_{key}": value for key, value in metrics.items()})
     return flat
 
@@ -201,10 +211,21 @@ def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:
     ours = segmentation_scores(views.ids, gt, table, scene_level=True)
     image_metrics = {k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")}
     machine_scores = segmentation_scores(machine, gt, table, scene_level=False)  # per-frame ids: no PQscene
+    share = float(getattr(pipeline.model.config, "min_segment_share", 0.0))
+    merged_scores = (segmentation_scores(merge_small_segments_of_views(machine, share), gt, table, scene_level=False)
+                     if share > 0 else None)
     for i, render in enumerate(views.renders):  # the kept views are the first ones, in render order
         render["gt_panoptic"] = panoptic_picture(render["image"], gt.semantics[i], gt.instances[i], table)
         render["machine_panoptic"] = panoptic_picture(render["image"], machine.semantics[i], machine.instances[i], table)
-    return EvaluationResult(ours, machine_scores, image_metrics, len(views.image_filenames), views.renders)
+    return EvaluationResult(ours, machine_scores, image_metrics, len(views.image_filenames), views.renders,
+                            merged_scores, share)
+
+
+def merge_small_segments_of_views(views: ViewSet, min_share: float) -> ViewSet:
+    """Each view's segments under ``min_share`` of its pixels merged into the neighbour they border most: the rule
+    the model applies to its whole-image renders, here for label maps (the 2D labels) to compare like with like."""
+    merged = [merge_small_segments(s, i, round(min_share * s.numel())) for s, i in zip(views.semantics, views.instances)]
+    return ViewSet(torch.stack([m[0] for m in merged]), torch.stack([m[1] for m in merged]))
 
 
 def panoptic_picture(image_hw3: np.ndarray, semantics_hw: Tensor, instances_hw: Tensor, table: ClassTable) -> np.ndarray:

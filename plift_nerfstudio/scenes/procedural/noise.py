@@ -5,8 +5,8 @@ Every frame is corrupted independently (view-inconsistent errors), and its insta
 (no correspondence across views).
 
 Measured label quality (per-frame PQ and mIoU in % of the machine labels against ground truth; 16 frames of
-80x60, seeds 0-2; under the panopticapi protocol of ``plift_nerfstudio/evaluation/metrics.py``, the paper protocol's values
-in brackets) and the bands the tests hold the panopticapi values of seed 0 to:
+80x60, seeds 0-2; under the panopticapi protocol of ``plift_nerfstudio/evaluation/metrics.py``, the
+min_share protocol's values in brackets) and the bands the tests hold the panopticapi values of seed 0 to:
 
 | preset   | PQ (seeds 0, 1, 2)                  | mIoU (seeds 0, 1, 2)                | band PQ | band mIoU |
 |----------|-------------------------------------|-------------------------------------|---------|-----------|

@@ -179,7 +179,7 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
 
 
 def score_machine_labels(root: Path, frames: Optional[List[str]] = None) -> dict:
-    """The machine labels of a written dataset against its ground truth (both protocols; conventional PQ, mIoU),
+    """The machine labels of a written dataset against its ground truth (every protocol; conventional PQ, mIoU),
     over all frames or the listed ``file_path`` values."""
     import torch
 
