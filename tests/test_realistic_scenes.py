@@ -158,7 +158,8 @@ def test_relabelling_a_shipped_scene_reproduces_its_labels(tmp_path: Path) -> No
     info = json.loads((scene / "transforms.json").read_text())["plift_realistic"]
     out = write_realistic_scene(RealisticSceneOptions(
         output=tmp_path / "again", kind=info["kind"], seed=info["seed"], num_frames=info["num_frames"], width=info["width"],
-        height=info["height"], fov_deg=info["fov_deg"], test_every=info["test_every"], reuse_renders=scene))
+        height=info["height"], fov_deg=info["fov_deg"], test_every=info["test_every"], noise=info["noise"],
+        reuse_renders=scene))
     for sub in ("labels/semantics", "labels/instances"):
         for png in sorted((scene / sub).glob("*.png"))[:10]:
             assert (read_label_png(out / sub / png.name) == read_label_png(png)).all(), png

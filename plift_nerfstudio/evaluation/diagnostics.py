@@ -89,9 +89,17 @@ def label_majority_maps(data_root: Path, labels: PanopticLabelStore, train_frame
     frame i is ``train_frames[i]``); None when the frames have no true object ids (``gt_objects_path``)."""
     if not all("gt_objects_path" in f for f in (*train_frames, *test_frames)):
         return None
-    train_objects = read_frame_maps(data_root, train_frames, "gt_objects_path")
     test_objects = read_frame_maps(data_root, test_frames, "gt_objects_path")
-    num_objects = int(max(train_objects.max(), test_objects.max()))
+    votes = training_votes(data_root, labels, train_frames, table, int(test_objects.max()))
+    return majority_panoptic_maps(test_objects, majority_of_votes(votes), table.thing_ids)
+
+
+def training_votes(data_root: Path, labels: PanopticLabelStore, train_frames: List[dict], table: ClassTable,
+                   min_objects: int = 0) -> Tensor:
+    """``[object id 0..O, class id 0..C]``: the training frames' votes for each true object's class (see
+    ``label_majority.object_class_votes``), for at least ``min_objects`` objects."""
+    train_objects = read_frame_maps(data_root, train_frames, "gt_objects_path")
+    num_objects = max(int(train_objects.max()), min_objects)
     h, w = train_objects.shape[1:]
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     votes = torch.zeros(num_objects + 1, table.num_classes + 1, dtype=torch.float64)
@@ -100,7 +108,7 @@ def label_majority_maps(data_root: Path, labels: PanopticLabelStore, train_frame
         seen = labels.gather(pixels)
         votes += object_class_votes(objects, seen["semantics"].view(h, w).cpu(), num_objects, table.num_classes,
                                     seen["class_probs"].view(h, w, -1).cpu(), seen["confidence"].view(h, w).cpu())
-    return majority_panoptic_maps(test_objects, majority_of_votes(votes), table.thing_ids)
+    return votes
 
 
 @torch.no_grad()

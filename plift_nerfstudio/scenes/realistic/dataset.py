@@ -26,7 +26,7 @@ from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION
 from plift_nerfstudio.labels.frame_labels import read_label_png, write_label_png
 from plift_nerfstudio.scenes.realistic.camera_path import hand_held_path
-from plift_nerfstudio.scenes.realistic.label_noise import NOISE_LEVELS, corrupt_frame, object_traits
+from plift_nerfstudio.scenes.realistic.label_noise import NOISE_LEVELS, ViewpointDecisions, corrupt_frame, object_traits
 from plift_nerfstudio.scenes.realistic.layout import ROOM_KINDS, RoomKind, make_layout
 from plift_nerfstudio.scenes.dataset_writer import contact_row, save_ground_truth, save_machine_labels, save_rgb
 from plift_nerfstudio.scenes.dataset_folder import check_replaceable, staged_output
@@ -56,7 +56,7 @@ class RealisticSceneOptions:
     """Horizontal field of view (a phone's main camera is about 65-75 degrees)."""
     test_every: int = 5
     """Every k-th frame is held out as a test frame."""
-    noise: Literal["mask2former"] = "mask2former"
+    noise: Literal["mask2former", "mask2former-v2"] = "mask2former-v2"
     """Noise model of the machine labels (see plift_nerfstudio/scenes/realistic/label_noise.py)."""
     samples: int = 24
     """Cycles samples per pixel (denoised)."""
@@ -131,6 +131,7 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
         source = _reused_frames(opts, opts.num_frames)
     noise = NOISE_LEVELS[opts.noise]
     traits = object_traits(layout, noise, opts.seed)
+    viewpoint = ViewpointDecisions(opts.seed, noise)
     names = [o.name for o in layout.objects]
     table = scannet21_class_table()
     with staged_output(opts.output, opts.overwrite) as root:
@@ -142,7 +143,8 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
             task = progress.add_task(f"{verb} {opts.kind} (seed {opts.seed})", total=opts.num_frames)
             for i, (rgb, sem, inst, depth, objects) in enumerate(source):
                 name = _frame_name(i)
-                labels = corrupt_frame(sem, inst, objects, traits, names, noise, np.random.default_rng([opts.seed, i, 7]))
+                labels = corrupt_frame(sem, inst, objects, traits, names, noise, np.random.default_rng([opts.seed, i, 7]),
+                                       c2w=poses[i], viewpoint=viewpoint)
                 save_rgb(root / "images" / f"{name}.png", rgb)
                 entry = {"file_path": f"images/{name}.png", "transform_matrix": poses[i].tolist()}
                 entry.update(save_machine_labels(root, "labels/", name, labels))
