@@ -23,7 +23,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 from rich.console import Console
@@ -87,6 +87,10 @@ class BenchmarkOptions:
     tuning. Results go to benchmarks/realistic-<folder name> unless --output-dir is given."""
     training_seeds: Tuple[int, ...] = (42,)
     """With --realistic: train each room once per seed and add a table of the spread (42 is nerfstudio's default)."""
+    label_forms: Tuple[Literal["distributions", "coco"], ...] = ("distributions",)
+    """With --realistic: the forms of the machine labels to train on: 'distributions' (the room's labels, with a class
+    distribution and a confidence per pixel) and/or 'coco' (the room's COCO panoptic variant, one class and a score
+    per segment, imported with plift-import-labels into a copy of the room)."""
     preset: str = "panoptic-lifting-cpu"
     """With --realistic: the preset to train (panoptic-lifting-cpu, panoptic-lifting-lite or panoptic-lifting-quick)."""
 
@@ -196,7 +200,8 @@ def main(opts: BenchmarkOptions) -> Results:
         output_dir = opts.output_dir if opts.output_dir != Path("benchmarks/quality") else default_dir
         root = opts.realistic_root if opts.realistic_root is not None else SHIPPED
         rows = run_realistic(RealisticOptions(scenes=opts.realistic_scenes, root=root, preset=opts.preset, steps=opts.steps,
-                                              quick=opts.quick, training_seeds=opts.training_seeds),
+                                              quick=opts.quick, training_seeds=opts.training_seeds,
+                                              label_forms=opts.label_forms),
                              output_dir, print_markdown_table)
         return Results(options={"realistic": [asdict(r) for r in rows]})
     opts = opts.resolved()

@@ -11,6 +11,7 @@ as the semantic loss weighs them: what the labels' consensus allows).
 from __future__ import annotations
 
 import json
+import shutil
 from functools import partial
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -52,6 +53,8 @@ class RealisticOptions:
     quick: bool = False
     training_seeds: Tuple[int, ...] = (DEFAULT_SEED,)
     """Training seeds: each room is trained once per seed (the spread says how far one run can be trusted)."""
+    label_forms: Tuple[str, ...] = ("distributions",)
+    """'distributions' (the room's own labels) and/or 'coco' (its COCO panoptic variant imported into a copy)."""
 
 
 @dataclass
@@ -99,6 +102,33 @@ def rooms_under(root: Path, names: Tuple[str, ...] = ()) -> List[Path]:
         raise SystemExit(f"no realistic rooms under {root} (each a folder with transforms.json; plift-realistic-scene "
                          "makes them)")
     return found
+
+
+COPY_MARKER = ".plift-benchmark-copy"
+
+
+def coco_labelled_copy(room: Path, rooms_dir: Path, console: Console) -> Path:
+    """A copy of ``room`` (``rooms_dir/<room>-coco``) whose machine labels are its COCO panoptic variant
+    (``coco_panoptic/predictions.json``: one class and score per segment), imported as a user would import another
+    segmenter's output (plift-import-labels)."""
+    from plift_nerfstudio.labels.coco_import import import_coco_panoptic
+    from plift_nerfstudio.scenes.dataset_writer import COCO_PANOPTIC_JSON
+
+    predictions = room / COCO_PANOPTIC_JSON
+    if not predictions.is_file():
+        raise SystemExit(f"{room} has no COCO panoptic variant ({COCO_PANOPTIC_JSON}); remake it with "
+                         "plift-realistic-scene (--reuse-renders keeps its renders)")
+    copy = rooms_dir / f"{room.name}-coco"
+    marker = copy / COPY_MARKER
+    if copy.exists():
+        if not marker.is_file():
+            raise SystemExit(f"{copy} exists and is not a copy this benchmark made (no {COPY_MARKER}); move it away")
+        shutil.rmtree(copy)
+    shutil.copytree(room, copy)
+    marker.write_text(f"working copy of {room} made by the realistic benchmark; it is replaced on the next run\n")
+    report = import_coco_panoptic(copy, copy / COCO_PANOPTIC_JSON, None, "scannet21", overwrite=True)
+    console.print(f"{room.name}: COCO panoptic labels imported into {copy} ({len(report.imported)} frames)")
+    return copy
 
 
 def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Console, seed: int = DEFAULT_SEED) -> SceneResult:
@@ -250,9 +280,11 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
         opts = replace(opts, steps=opts.steps or 200, progress_points=2, quick=True)
     start = time.perf_counter()
     rows = []
-    for data in scenes:  # results.json after every run, so a long benchmark that is stopped keeps what it measured
-        for seed in opts.training_seeds:
-            rows.append(run_scene(opts, data, output_dir, console, seed))
+    for room in scenes:  # results.json after every run, so a long benchmark that is stopped keeps what it measured
+        for form in opts.label_forms:
+            data = room if form == "distributions" else coco_labelled_copy(room, output_dir / "rooms", console)
+            for seed in opts.training_seeds:
+                rows.append(run_scene(opts, data, output_dir, console, seed))
             (output_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
     rooms = "shipped realistic rooms" if Path(opts.root).resolve() == SHIPPED else f"realistic rooms under {opts.root}"
     head = (f"{opts.preset}, {opts.steps or PRESETS[opts.preset].config.max_num_iterations} steps, {rooms} "

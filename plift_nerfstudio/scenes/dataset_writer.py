@@ -1,12 +1,14 @@
 """Writing a generated scene's frames in the dataset contract (``docs/labels.md``), shared by plift-synth and
 plift-realistic-scene: images, machine labels (class and per-frame instance maps, class distributions and confidences
-at half resolution), ground truth (classes, scene-wide instance ids, depth in millimetres) and a contact sheet."""
+at half resolution), ground truth (classes, scene-wide instance ids, depth in millimetres), a contact sheet, and the
+machine labels again as most segmenters export them (COCO panoptic: one class and score per segment)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -83,3 +85,65 @@ def contact_row(frame: Rendered, labels: MachineLabels, class_colors, lut: Optio
     return np.concatenate(
         [frame.rgb, pal[frame.semantics if lut is None else lut[frame.semantics]], ids(frame.instances), pal[labels.semantics], ids(labels.instances), conf_rgb], axis=1
     )
+
+
+COCO_PANOPTIC_JSON = "coco_panoptic/predictions.json"
+"""Where a scene writes its machine labels as most segmenters export them (PNGs in ``coco_panoptic/predictions/``)."""
+
+
+def coco_category_of_class() -> Dict[str, dict]:
+    """For each class of the 21-class table, the COCO panoptic category a segmenter would output for it: among the
+    categories ``coco_to_scannet21`` maps onto the class, one whose thing flag matches, then one named like the class
+    (or a catch-all such as ``wall-other-merged``), then the lowest id."""
+    from plift_nerfstudio.labels.class_mapping import coco_panoptic_categories
+    from plift_nerfstudio.labels.class_table import scannet21_class_table
+
+    mapping = json.loads((Path(__file__).resolve().parents[1] / "labels" / "mappings" / "coco_to_scannet21.json")
+                         .read_text())["map"]
+    table = scannet21_class_table()
+    candidates: Dict[str, List[tuple]] = {}
+    for category in coco_panoptic_categories():
+        target = mapping.get(category.name)
+        if target is None:
+            continue
+        thing_matches = category.thing == table.is_thing[table.names.index(target)]
+        plain = category.name == target or "other" in category.name
+        candidates.setdefault(target, []).append((not thing_matches, not plain, category.id, category))
+    chosen = {target: min(found, key=lambda c: c[:3])[3] for target, found in candidates.items()}
+    return {target: {"id": c.id, "name": c.name, "isthing": int(c.thing)} for target, c in chosen.items()}
+
+
+def save_coco_panoptic_frame(root: Path, name: str, labels: MachineLabels, class_names: List[str],
+                             categories: Dict[str, dict]) -> dict:
+    """One frame of the COCO panoptic variant: a PNG of segment ids (``R + 256 G``) and the frame's annotation,
+    one COCO category and one score per segment (the segment's class probability), no distributions."""
+    semantics, instances = labels.semantics.astype(np.int64), labels.instances.astype(np.int64)
+    h, w = labels.confidence.shape
+    small_sem = cv2.resize(semantics.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+    small_ins = cv2.resize(instances.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+    probs = labels.class_probs.astype(np.float32)
+    segment_ids = np.zeros(semantics.shape, np.int64)
+    segments_info = []
+    for cls, inst in sorted({(int(c), int(i)) for c, i in zip(semantics.ravel(), instances.ravel()) if c > 0}):
+        category = categories.get(class_names[cls - 1])
+        if category is None:
+            continue
+        mask = (semantics == cls) & (instances == inst)
+        small = (small_sem == cls) & (small_ins == inst)
+        score = float(np.median(probs[small, cls - 1])) if small.any() else float(probs[..., cls - 1].max())
+        segment_ids[mask] = len(segments_info) + 1
+        segments_info.append({"id": len(segments_info) + 1, "category_id": category["id"], "score": round(score, 4),
+                              "area": int(mask.sum())})
+    png = root / Path(COCO_PANOPTIC_JSON).with_suffix("") / f"{name}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.stack([segment_ids % 256, segment_ids // 256 % 256, segment_ids // 65536], -1).astype(np.uint8)
+    cv2.imwrite(str(png), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return {"file_name": png.name, "image_id": name, "segments_info": segments_info}
+
+
+def save_coco_panoptic_json(root: Path, annotations: List[dict]) -> None:
+    """The COCO panoptic JSON of a scene: its frames' annotations and the 133 COCO panoptic categories."""
+    from plift_nerfstudio.labels.class_mapping import coco_panoptic_categories
+
+    categories = [{"id": c.id, "name": c.name, "isthing": int(c.thing)} for c in coco_panoptic_categories()]
+    (root / COCO_PANOPTIC_JSON).write_text(json.dumps({"annotations": annotations, "categories": categories}, indent=1))

@@ -4,6 +4,9 @@ Layout of the output folder (the same contract as ``plift-synth``'s, plus the ob
 - ``images/frame_XXXXX.png``: Cycles renders;
 - ``labels/``: machine labels (semantics, instances with per-frame ids, class probabilities and confidences) made by
   ``label_noise`` and ``labels/classes.json``;
+- ``coco_panoptic/predictions.json`` and ``coco_panoptic/predictions/*.png``: the same machine labels as most
+  segmenters export them (COCO panoptic: one category and a score per segment, no distributions), for
+  ``plift-import-labels``;
 - ``gt/semantics``, ``gt/instances`` (scene-wide ids), ``gt/depth`` (millimetres along the ray), ``gt/objects``
   (layout object index + 1, for per-object diagnostics);
 - ``transforms.json`` with exact poses and intrinsics, the label section, and the train/test split;
@@ -28,9 +31,17 @@ from plift_nerfstudio.labels.frame_labels import read_label_png, write_label_png
 from plift_nerfstudio.scenes.realistic.camera_path import hand_held_path
 from plift_nerfstudio.scenes.realistic.label_noise import NOISE_LEVELS, ViewpointDecisions, corrupt_frame, object_traits
 from plift_nerfstudio.scenes.realistic.layout import ROOM_KINDS, RoomKind, make_layout
-from plift_nerfstudio.scenes.dataset_writer import contact_row, save_ground_truth, save_machine_labels, save_rgb
+from plift_nerfstudio.scenes.dataset_writer import (
+    Rendered,
+    coco_category_of_class,
+    contact_row,
+    save_coco_panoptic_frame,
+    save_coco_panoptic_json,
+    save_ground_truth,
+    save_machine_labels,
+    save_rgb,
+)
 from plift_nerfstudio.scenes.dataset_folder import check_replaceable, staged_output
-from plift_nerfstudio.scenes.dataset_writer import Rendered
 from plift_nerfstudio.scenes.procedural.render import Intrinsics
 
 SECTION = "plift_realistic"
@@ -134,6 +145,8 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
     viewpoint = ViewpointDecisions(opts.seed, noise)
     names = [o.name for o in layout.objects]
     table = scannet21_class_table()
+    coco_categories = coco_category_of_class()
+    coco_annotations: List[dict] = []
     with staged_output(opts.output, opts.overwrite) as root:
         frames: List[dict] = []
         sheet = []
@@ -148,6 +161,7 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
                 save_rgb(root / "images" / f"{name}.png", rgb)
                 entry = {"file_path": f"images/{name}.png", "transform_matrix": poses[i].tolist()}
                 entry.update(save_machine_labels(root, "labels/", name, labels))
+                coco_annotations.append(save_coco_panoptic_frame(root, name, labels, list(table.names), coco_categories))
                 entry.update(save_ground_truth(root, "gt/", name, Rendered(rgb=rgb, depth=depth, semantics=sem, instances=inst)))
                 write_label_png(root / "gt" / "objects" / f"{name}.png", objects.astype(np.uint16))
                 entry["gt_objects_path"] = f"gt/objects/{name}.png"
@@ -158,6 +172,7 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
         test = [f["file_path"] for i, f in enumerate(frames) if i % opts.test_every == opts.test_every - 1]
         train = [f["file_path"] for f in frames if f["file_path"] not in set(test)]
         table.save(root / "labels" / "classes.json")
+        save_coco_panoptic_json(root, coco_annotations)
         info = {"kind": opts.kind, "seed": opts.seed, "num_frames": opts.num_frames, "width": opts.width,
                 "height": opts.height, "fov_deg": opts.fov_deg, "noise": opts.noise, "test_every": opts.test_every,
                 "samples": opts.samples, "noise_parameters": asdict(noise)}
