@@ -145,7 +145,7 @@ def test_a_v2_room_is_remade_from_its_renders_byte_for_byte(tmp_path: Path) -> N
     out = write_realistic_scene(RealisticSceneOptions(
         output=tmp_path / "again", kind=info["kind"], seed=info["seed"], num_frames=info["num_frames"],
         width=info["width"], height=info["height"], fov_deg=info["fov_deg"], test_every=info["test_every"],
-        noise=info["noise"], reuse_renders=DATA / "realistic" / room.name))
+        noise=info["noise"], off_walk_views=info.get("off_walk_views", 0), reuse_renders=DATA / "realistic" / room.name))
     for sub in ("labels/semantics", "labels/instances"):
         for png in sorted((room / sub).glob("*.png"))[:12]:
             assert (png.read_bytes() == (out / sub / png.name).read_bytes()), png

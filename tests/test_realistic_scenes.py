@@ -159,6 +159,7 @@ def test_relabelling_a_shipped_scene_reproduces_its_labels(tmp_path: Path) -> No
     out = write_realistic_scene(RealisticSceneOptions(
         output=tmp_path / "again", kind=info["kind"], seed=info["seed"], num_frames=info["num_frames"], width=info["width"],
         height=info["height"], fov_deg=info["fov_deg"], test_every=info["test_every"], noise=info["noise"],
+        off_walk_views=info.get("off_walk_views", 0),
         reuse_renders=scene))
     for sub in ("labels/semantics", "labels/instances"):
         for png in sorted((scene / sub).glob("*.png"))[:10]:
@@ -238,3 +239,30 @@ def test_an_edit_list_applied_to_a_room_moves_turns_copies_and_removes_its_objec
     with pytest.raises(EditListError, match="is a 'chair', not a 'sofa'"):
         edit_layout(layout, parse_edit_list({"version": 1, "edits": [{"op": "delete", "instance_id": chair,
                                                                       "class": "sofa"}]}))
+
+
+@pytest.mark.skipif(not SHIPPED_SCENES, reason="no shipped scenes")
+def test_rooms_hold_views_off_the_walk_apart_from_transforms() -> None:
+    """Test views from where the walk never went (a corner, sitting height, phone held high looking down), kept out
+    of transforms.json so that nerfstudio's orientation and scale of the scene stay the walk's."""
+    from plift_nerfstudio.scenes.realistic.camera_path import OFF_WALK_KINDS
+    from plift_nerfstudio.scenes.realistic.dataset import OFF_WALK_FILE
+
+    for scene in SHIPPED_SCENES:
+        meta = json.loads((scene / "transforms.json").read_text())
+        off = json.loads((scene / OFF_WALK_FILE).read_text())["frames"]
+        assert len(off) == meta["plift_realistic"]["off_walk_views"] == 9
+        walk = np.array([f["transform_matrix"] for f in meta["frames"]])
+        names = {f["file_path"] for f in meta["frames"]}
+        for k, frame in enumerate(off):
+            assert frame["file_path"] not in names
+            for key in ("file_path", "semantics_path", "gt_semantics_path", "gt_instances_path"):
+                assert (scene / frame[key]).is_file(), (scene, frame[key])
+            pose = np.array(frame["transform_matrix"])
+            nearest = np.min(np.linalg.norm(walk[:, :3, 3] - pose[:3, 3], axis=1))
+            kind = OFF_WALK_KINDS[k % len(OFF_WALK_KINDS)]
+            if kind == "sitting":
+                assert pose[2, 3] < walk[:, 2, 3].min() and nearest > 0.2, (scene.name, k)
+            if kind == "looking down":
+                assert pose[2, 3] > walk[:, 2, 3].max() and pose[2, 2] > 0.1, (scene.name, k)  # camera z axis up: looks down
+            assert nearest > 0.2, (scene.name, k, nearest)

@@ -121,6 +121,18 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     colours = model.class_colors.to(merged["semantics"].device)[merged["semantic_id"][..., 0].long()]
     assert torch.allclose(merged["semantics"], colours)
 
+    # views listed apart from transforms.json (e.g. off the walk) are placed in the trained scene as the dataparser
+    # placed the dataset's own: a training frame given that way gets the training camera's pose
+    from plift_nerfstudio.evaluation.eval_views import cameras_of_frames
+
+    meta = json.loads((tiny_scene_dir / "transforms.json").read_text())
+    train_cameras = loaded.datamanager.train_dataset.cameras
+    first = Path(loaded.datamanager.train_dataset.image_filenames[0]).name
+    frame = next(f for f in meta["frames"] if Path(f["file_path"]).name == first)
+    placed = cameras_of_frames(loaded, [frame], meta)
+    assert torch.allclose(placed.camera_to_worlds[0].cpu(), train_cameras.camera_to_worlds[0].cpu(), atol=1e-5)
+    assert float(placed.fx[0]) == pytest.approx(float(train_cameras.fx[0]))
+
     # the evaluation renders every test view and scores ours and the 2D labels against ground truth
     from plift_nerfstudio.evaluation.eval_views import evaluate_pipeline, flat_metrics
     from plift_nerfstudio.evaluation.metrics import PROTOCOLS, protocol_scores

@@ -74,6 +74,9 @@ class SceneResult:
     """The training seed."""
     label: str = ""
     """The row's name in the tables: the scene, with the seed when a benchmark ran several."""
+    off_walk: Dict[str, Optional[float]] = field(default_factory=dict)
+    """Ours (``<protocol>_<metric>``, ``psnr``) and the labels (``labels_...``, ``labels_merged_...``) on the room's
+    views off the walk (off_walk.json), when it has them."""
 
     def __post_init__(self) -> None:
         self.label = self.label or self.scene
@@ -131,6 +134,35 @@ def coco_labelled_copy(room: Path, rooms_dir: Path, console: Console) -> Path:
     return copy
 
 
+def off_walk_metrics(pipeline, data: Path) -> Dict[str, Optional[float]]:
+    """Ours and the labels scored on the room's views off the walk (off_walk.json), flat as flat_metrics gives them;
+    empty when the room has none."""
+    from plift_nerfstudio.evaluation.eval_views import evaluate_extra_views
+    from plift_nerfstudio.scenes.realistic.dataset import OFF_WALK_FILE
+
+    path = data / OFF_WALK_FILE
+    if not path.is_file():
+        return {}
+    return flat_metrics(evaluate_extra_views(pipeline, data, json.loads(path.read_text())["frames"]))
+
+
+def off_walk_table(rows: List[SceneResult], protocol: str = "panopticapi") -> List[str]:
+    """Interpolated test views beside the views off the walk: the labels (merged as our renders are) and ours."""
+    lines = ["| scene | views | labels merged PQ / mIoU | ours PQscene / PQ / mIoU | ours PSNR | ΔPQ | ΔmIoU |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        off_walk_labels = {k[len("labels_"):]: v for k, v in r.off_walk.items() if k.startswith("labels_")}
+        sets = [("test (interpolated)", r.ours, r.labels)] + ([("off the walk", r.off_walk, off_walk_labels)]
+                                                              if r.off_walk else [])
+        for name, ours, labels in sets:
+            lab = {k: labels.get(f"merged_{protocol}_{k}", labels.get(f"{protocol}_{k}")) for k in ("pq", "miou")}
+            o = {k: ours.get(f"{protocol}_{k}") for k in ("scene_pq", "pq", "miou")}
+            delta = ["n/a" if o[k] is None or lab[k] is None else f"{o[k] - lab[k]:+.1f}" for k in ("pq", "miou")]
+            lines.append(f"| {r.label} | {name} | {fmt1(lab['pq'])} / {fmt1(lab['miou'])} | {fmt1(o['scene_pq'])} / "
+                         f"{fmt1(o['pq'])} / {fmt1(o['miou'])} | {fmt1(ours.get('psnr'))} | {delta[0]} | {delta[1]} |")
+    return lines
+
+
 def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Console, seed: int = DEFAULT_SEED) -> SceneResult:
     preset = PRESETS[opts.preset].config
     steps = opts.steps or preset.max_num_iterations
@@ -156,8 +188,10 @@ def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Con
                 for p in result.progress]
     progress.append({"step": steps, "minutes": result.train_seconds / 60, "scene_pq": ours["panopticapi_scene_pq"],
                      "pq": ours["panopticapi_pq"], "miou": ours["panopticapi_miou"], "psnr": ours["psnr"]})
+    pipeline.model.config.min_segment_share = share
+    off_walk = off_walk_metrics(pipeline, data)
     row = SceneResult(data.name, ours, labels, result.train_seconds / 60, asdict(diag), progress, str(result.config_path),
-                      share, unmerged, seed, label)
+                      share, unmerged, seed, label, off_walk)
     console.print(f"  {label}: ours PQscene {ours['panopticapi_scene_pq']:.1f} PQ {ours['panopticapi_pq']:.1f} "
                   f"mIoU {ours['panopticapi_miou']:.1f} PSNR {ours['psnr']:.1f}; labels PQ {labels['panopticapi_pq']:.1f} "
                   f"mIoU {labels['panopticapi_miou']:.1f} (merged as ours: {fmt1(labels.get('merged_panopticapi_pq'))} / "
@@ -300,6 +334,7 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
                 *([("Over training seeds (panopticapi)", seeds_table(rows))] if len(opts.training_seeds) > 1 else []),
                 ("Diagnostics", diagnostics_table(rows)),
                 ("Small rendered segments merged vs all kept (ours, panopticapi)", merging_table(rows)),
+                ("Interpolated test views and views off the walk (panopticapi)", off_walk_table(rows)),
                 ("PQscene against training time (panopticapi)", progress_table(rows))]
     for title, t in sections:
         md += [f"## {title}", "", *t, ""]

@@ -10,6 +10,7 @@ instance ids are per frame), so it is reported as None.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -28,7 +29,7 @@ from plift_nerfstudio.labels.dataset_labels import frames_for_images
 from plift_nerfstudio.core.errors import LabelFileError
 from plift_nerfstudio.labels.frame_labels import INSTANCES_KEY, SEMANTICS_KEY, check_panoptic_maps, read_label_png
 from plift_nerfstudio.labels.ground_truth import GT_INSTANCES_KEY, GT_SEMANTICS_KEY
-from plift_nerfstudio.evaluation.metrics import protocol_scores
+from plift_nerfstudio.evaluation.metrics import protocol_scores, psnr
 from plift_nerfstudio.panoptic import class_palette, colourise, instance_palette, merge_small_segments
 
 
@@ -242,3 +243,45 @@ def evaluate_pipeline(pipeline: Pipeline, keep_renders: int = 4) -> EvaluationRe
     """Render the pipeline's eval (test) views and score them and the machine labels against ground truth."""
     views = render_eval_views(pipeline, keep_renders=keep_renders)
     return score_views(pipeline, views)
+
+
+def cameras_of_frames(pipeline: Pipeline, frames: List[dict], meta: dict):
+    """nerfstudio Cameras of frame entries that are not in the dataset's transforms.json (e.g. views off the walk),
+    in the trained scene's frame: their poses oriented, centred and scaled as the dataparser did the dataset's."""
+    from nerfstudio.cameras.cameras import Cameras, CameraType
+
+    outputs = pipeline.datamanager.train_dataparser_outputs  # type: ignore[attr-defined]
+    transform = outputs.dataparser_transform.float()  # [3, 4]
+    poses = torch.tensor(np.array([f["transform_matrix"] for f in frames]), dtype=torch.float32)  # [N, 4, 4]
+    c2w = transform @ poses  # [N, 3, 4]
+    c2w[:, :3, 3] *= float(outputs.dataparser_scale)
+    return Cameras(camera_to_worlds=c2w, fx=float(meta["fl_x"]), fy=float(meta["fl_y"]), cx=float(meta["cx"]),
+                   cy=float(meta["cy"]), width=int(meta["w"]), height=int(meta["h"]),
+                   camera_type=CameraType.PERSPECTIVE).to(pipeline.device)
+
+
+def evaluate_extra_views(pipeline: Pipeline, data_root: Path, frames: List[dict]) -> EvaluationResult:
+    """Render views listed apart from the dataset (``frames``: entries like transforms.json's, with ground truth)
+    and score them and their machine labels as :func:`score_views` scores the test views."""
+    import cv2
+
+    meta = json.loads((data_root / "transforms.json").read_text())
+    table: ClassTable = pipeline.model.class_table  # type: ignore[attr-defined]
+    model = pipeline.model
+    was_training = model.training
+    model.eval()
+    views, _ = render_cameras(model, cameras_of_frames(pipeline, frames, meta), keys=("rgb", "semantic_id", "instance_id"))
+    if was_training:
+        model.train()
+    hw = tuple(views["semantic_id"].shape[1:])
+    ours = ViewSet(torch.from_numpy(views["semantic_id"]), torch.from_numpy(views["instance_id"]))
+    gt = load_maps(data_root, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw, table)
+    machine = load_maps(data_root, frames, SEMANTICS_KEY, INSTANCES_KEY, hw, table)
+    images = np.stack([cv2.cvtColor(cv2.imread(str(data_root / f["file_path"])), cv2.COLOR_BGR2RGB) for f in frames])
+    psnr_value = float(np.mean([psnr(r, i / 255.0) for r, i in zip(views["rgb"], images)]))
+    share = float(getattr(model.config, "min_segment_share", 0.0))
+    merged = (segmentation_scores(merge_small_segments_of_views(machine, share), gt, table, scene_level=False)
+              if share > 0 else None)
+    return EvaluationResult(segmentation_scores(ours, gt, table, scene_level=True),
+                            segmentation_scores(machine, gt, table, scene_level=False), {"psnr": psnr_value},
+                            len(frames), [], merged, share)

@@ -173,3 +173,47 @@ def hand_held_path(layout: RoomLayout, num_frames: int, rng: np.random.Generator
             look = np.array([*(position[:2] + away * 0.6), look[2]])
         poses.append(look_at(position, look, roll=float(rng.normal(0, 0.02))))
     return np.stack(poses)
+
+
+OFF_WALK_KINDS = ("corner", "sitting", "looking down")
+"""Viewpoints a walk with a phone at chest height seldom takes: standing in a corner of the free floor, sitting
+(0.9-1.1 m), and holding the phone high (1.85-2.0 m) looking down at furniture."""
+
+
+def off_walk_views(layout: RoomLayout, walk: np.ndarray, num_views: int, rng: np.random.Generator,
+                   min_distance: float = 0.7) -> np.ndarray:
+    """[num_views, 4, 4] poses away from the walk ``walk`` [N, 4, 4]: positions on the free floor at least
+    ``min_distance`` from every walk position where the floor allows (else the farthest ones), at heights and
+    angles of OFF_WALK_KINDS in turn, each looking at a piece of furniture at least 1 m away (looking down: 1-2 m
+    away, at its lower part)."""
+    W, D, _ = layout.size
+    free = largest_connected(free_floor(layout))
+    walk_xy = walk[:, :2, 3]
+    distance_to_walk = np.min(np.linalg.norm(free[:, None, :] - walk_xy[None], axis=-1), axis=1)
+    far = free[distance_to_walk >= min_distance]
+    if len(far) < num_views:
+        far = free[np.argsort(distance_to_walk)[::-1][: max(num_views, len(free) // 4)]]
+    corners = np.array([[0, 0], [W, 0], [0, D], [W, D]], float)
+    targets = _furniture_targets(layout)
+    poses = []
+    used: List[np.ndarray] = []
+    for k in range(num_views):
+        kind = OFF_WALK_KINDS[k % len(OFF_WALK_KINDS)]
+        spread = np.min([np.linalg.norm(far - u, axis=1) for u in used], axis=0) if used else np.full(len(far), 9.0)
+        if kind == "corner":  # the free point nearest a room corner (a different corner each time)
+            corner = corners[(k // len(OFF_WALK_KINDS)) % 4]
+            score = -np.linalg.norm(far - corner, axis=1) + 0.5 * np.minimum(spread, 1.0)
+        else:
+            score = np.minimum(spread, 2.0) + rng.uniform(0, 0.3, len(far))
+        position_xy = far[int(np.argmax(score))]
+        used.append(position_xy)
+        height = {"corner": rng.uniform(1.5, 1.7), "sitting": rng.uniform(0.9, 1.1),
+                  "looking down": rng.uniform(1.85, 2.0)}[kind]
+        reach = (1.0, 2.0) if kind == "looking down" else (1.0, np.inf)  # looking down: at something near
+        pool = [t for t in targets if reach[0] < np.linalg.norm(t[:2] - position_xy) < reach[1]] or \
+            [t for t in targets if np.linalg.norm(t[:2] - position_xy) > 1.0] or targets
+        target = pool[int(rng.integers(len(pool)))].copy()
+        target[2] = max(0.2, min(target[2], 1.2)) if kind != "looking down" else max(0.0, target[2] - 0.4)
+        position = np.array([*position_xy, height])
+        poses.append(look_at(position, target, roll=float(rng.normal(0, 0.02))))
+    return np.stack(poses)

@@ -1,7 +1,8 @@
 """Write a realistic (Blender-rendered) room as a labelled nerfstudio dataset, in plift-synth's dataset format.
 
 Layout of the output folder (the same contract as ``plift-synth``'s, plus the object map):
-- ``images/frame_XXXXX.png``: Cycles renders;
+- ``images/frame_XXXXX.png``: Cycles renders along the walk; ``images/offwalk_XXXXX.png``: views the walk never took,
+  listed (with poses, labels and ground truth) in ``off_walk.json``, not in transforms.json: scored apart;
 - ``labels/``: machine labels (semantics, instances with per-frame ids, class probabilities and confidences) made by
   ``label_noise`` and ``labels/classes.json``;
 - ``coco_panoptic/predictions.json`` and ``coco_panoptic/predictions/*.png``: the same machine labels as most
@@ -28,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from plift_nerfstudio.labels.class_table import scannet21_class_table
 from plift_nerfstudio.labels.dataset_labels import LABEL_CONTRACT_VERSION, LABELS_SECTION
 from plift_nerfstudio.labels.frame_labels import read_label_png, write_label_png
-from plift_nerfstudio.scenes.realistic.camera_path import hand_held_path
+from plift_nerfstudio.scenes.realistic.camera_path import hand_held_path, off_walk_views
 from plift_nerfstudio.scenes.realistic.label_noise import NOISE_LEVELS, ViewpointDecisions, corrupt_frame, object_traits
 from plift_nerfstudio.scenes.realistic.layout import ROOM_KINDS, RoomKind, make_layout
 from plift_nerfstudio.scenes.dataset_writer import (
@@ -45,6 +46,9 @@ from plift_nerfstudio.scenes.dataset_folder import check_replaceable, staged_out
 from plift_nerfstudio.scenes.procedural.render import Intrinsics
 
 SECTION = "plift_realistic"
+OFF_WALK_FILE = "off_walk.json"
+"""The views off the walk: frame entries as in transforms.json (image, pose, labels, ground truth), kept out of it so
+that they take no part in how nerfstudio orients, centres and scales the scene."""
 
 
 @dataclass
@@ -67,6 +71,9 @@ class RealisticSceneOptions:
     """Horizontal field of view (a phone's main camera is about 65-75 degrees)."""
     test_every: int = 5
     """Every k-th frame is held out as a test frame."""
+    off_walk_views: int = 9
+    """Test views from viewpoints the walk never took (standing in a corner, sitting, phone held high looking down),
+    listed in off_walk.json and scored apart from the interpolated test views."""
     noise: Literal["mask2former", "mask2former-v2"] = "mask2former-v2"
     """Noise model of the machine labels (see plift_nerfstudio/scenes/realistic/label_noise.py)."""
     samples: int = 24
@@ -94,28 +101,36 @@ def _frame_name(i: int) -> str:
     return f"frame_{i + 1:05d}"
 
 
-def _reused_frames(opts: RealisticSceneOptions, n: int):
-    src = Path(opts.reuse_renders)
+def _off_walk_name(k: int) -> str:
+    return f"offwalk_{k + 1:05d}"
+
+
+def _check_reusable(opts: RealisticSceneOptions) -> Path:
+    src = Path(opts.reuse_renders)  # type: ignore[arg-type]
     meta_path = src / "transforms.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"--reuse-renders {src}: no transforms.json there (not a plift-realistic-scene output)")
-    meta = json.loads(meta_path.read_text())
-    info = meta.get(SECTION, {})
+    info = json.loads(meta_path.read_text()).get(SECTION, {})
     want = {"kind": opts.kind, "seed": opts.seed, "num_frames": opts.num_frames, "width": opts.width,
             "height": opts.height, "fov_deg": opts.fov_deg}
     have = {k: info.get(k) for k in want}
     if have != want:
         raise ValueError(f"--reuse-renders {meta_path}: made with {have}, but this run asks for {want}")
-    for i in range(n):
-        name = _frame_name(i)
-        bgr = cv2.imread(str(src / "images" / f"{name}.png"), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"--reuse-renders: cannot read {src / 'images' / (name + '.png')}")
-        sem = read_label_png(src / "gt" / "semantics" / f"{name}.png")
-        inst = read_label_png(src / "gt" / "instances" / f"{name}.png")
-        depth = read_label_png(src / "gt" / "depth" / f"{name}.png").astype(np.float32) / 1000.0
-        objects = read_label_png(src / "gt" / "objects" / f"{name}.png")
-        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), sem, inst, depth, objects
+    return src
+
+
+def _reused_frame(src: Path, name: str):
+    """The render and ground truth of frame ``name`` of an earlier output, or None when it has no such frame."""
+    if not (src / "images" / f"{name}.png").is_file():
+        return None
+    bgr = cv2.imread(str(src / "images" / f"{name}.png"), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"--reuse-renders: cannot read {src / 'images' / (name + '.png')}")
+    sem = read_label_png(src / "gt" / "semantics" / f"{name}.png")
+    inst = read_label_png(src / "gt" / "instances" / f"{name}.png")
+    depth = read_label_png(src / "gt" / "depth" / f"{name}.png").astype(np.float32) / 1000.0
+    objects = read_label_png(src / "gt" / "objects" / f"{name}.png")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), sem, inst, depth, objects
 
 
 def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
@@ -126,20 +141,29 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
     check_replaceable(opts.output, opts.overwrite)
     layout = make_layout(opts.kind, opts.seed)
     poses = hand_held_path(layout, opts.num_frames, np.random.default_rng([opts.seed, 31]))
+    off_walk = off_walk_views(layout, poses, opts.off_walk_views, np.random.default_rng([opts.seed, 37]))
+    views = [(_frame_name(i), c2w) for i, c2w in enumerate(poses)] + \
+            [(_off_walk_name(k), c2w) for k, c2w in enumerate(off_walk)]
     intr = Intrinsics.from_fov(opts.width, opts.height, opts.fov_deg)
-    if opts.reuse_renders is None:
-        from plift_nerfstudio.scenes.realistic.blender_scene import BlenderRoom, RenderSettings
+    src = _check_reusable(opts) if opts.reuse_renders is not None else None
+    room = None
 
-        room = BlenderRoom(layout, intr, RenderSettings(samples=opts.samples))
+    def frames():
+        """Each view's render and ground truth: from ``--reuse-renders`` where it has the view, else from Blender."""
+        nonlocal room
+        for name, c2w in views:
+            reused = _reused_frame(src, name) if src is not None else None
+            if reused is not None:
+                yield reused
+                continue
+            if room is None:
+                from plift_nerfstudio.scenes.realistic.blender_scene import BlenderRoom, RenderSettings
 
-        def frames():
-            for c2w in poses:
-                gt = room.ground_truth(c2w)
-                yield room.render_rgb(c2w), gt.semantics, gt.instances, gt.depth, gt.objects
+                room = BlenderRoom(layout, intr, RenderSettings(samples=opts.samples))
+            gt = room.ground_truth(c2w)
+            yield room.render_rgb(c2w), gt.semantics, gt.instances, gt.depth, gt.objects
 
-        source = frames()
-    else:
-        source = _reused_frames(opts, opts.num_frames)
+    source = frames()
     noise = NOISE_LEVELS[opts.noise]
     traits = object_traits(layout, noise, opts.seed)
     viewpoint = ViewpointDecisions(opts.seed, noise)
@@ -153,29 +177,32 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns) as progress:
             verb = "Rendering" if opts.reuse_renders is None else "Relabelling"
-            task = progress.add_task(f"{verb} {opts.kind} (seed {opts.seed})", total=opts.num_frames)
-            for i, (rgb, sem, inst, depth, objects) in enumerate(source):
-                name = _frame_name(i)
+            task = progress.add_task(f"{verb} {opts.kind} (seed {opts.seed})", total=len(views))
+            for i, ((name, c2w), (rgb, sem, inst, depth, objects)) in enumerate(zip(views, source)):
                 labels = corrupt_frame(sem, inst, objects, traits, names, noise, np.random.default_rng([opts.seed, i, 7]),
-                                       c2w=poses[i], viewpoint=viewpoint)
+                                       c2w=c2w, viewpoint=viewpoint)
                 save_rgb(root / "images" / f"{name}.png", rgb)
-                entry = {"file_path": f"images/{name}.png", "transform_matrix": poses[i].tolist()}
+                entry = {"file_path": f"images/{name}.png", "transform_matrix": c2w.tolist()}
                 entry.update(save_machine_labels(root, "labels/", name, labels))
                 coco_annotations.append(save_coco_panoptic_frame(root, name, labels, list(table.names), coco_categories))
                 entry.update(save_ground_truth(root, "gt/", name, Rendered(rgb=rgb, depth=depth, semantics=sem, instances=inst)))
                 write_label_png(root / "gt" / "objects" / f"{name}.png", objects.astype(np.uint16))
                 entry["gt_objects_path"] = f"gt/objects/{name}.png"
                 frames.append(entry)
-                if i % max(1, opts.num_frames // 4) == 0 and len(sheet) < 4:
+                if i < opts.num_frames and i % max(1, opts.num_frames // 4) == 0 and len(sheet) < 4:
                     sheet.append(contact_row(Rendered(rgb=rgb, depth=depth, semantics=sem, instances=inst), labels, table.colors))
                 progress.advance(task)
+        frames, off_walk_frames = frames[: opts.num_frames], frames[opts.num_frames:]
         test = [f["file_path"] for i, f in enumerate(frames) if i % opts.test_every == opts.test_every - 1]
         train = [f["file_path"] for f in frames if f["file_path"] not in set(test)]
+        if off_walk_frames:  # apart from transforms.json, whose poses nerfstudio orients and scales the scene by
+            (root / OFF_WALK_FILE).write_text(json.dumps({"frames": off_walk_frames}, indent=1))
         table.save(root / "labels" / "classes.json")
         save_coco_panoptic_json(root, coco_annotations)
         info = {"kind": opts.kind, "seed": opts.seed, "num_frames": opts.num_frames, "width": opts.width,
                 "height": opts.height, "fov_deg": opts.fov_deg, "noise": opts.noise, "test_every": opts.test_every,
-                "samples": opts.samples, "noise_parameters": asdict(noise)}
+                "samples": opts.samples, "noise_parameters": asdict(noise),
+                **({"off_walk_views": opts.off_walk_views} if opts.off_walk_views else {})}
         meta = {
             "camera_model": "OPENCV",
             "fl_x": intr.fx, "fl_y": intr.fy, "cx": intr.cx, "cy": intr.cy, "w": intr.width, "h": intr.height,
@@ -197,13 +224,15 @@ def write_realistic_scene(opts: RealisticSceneOptions) -> Path:
 
 def score_machine_labels(root: Path, frames: Optional[List[str]] = None) -> dict:
     """The machine labels of a written dataset against its ground truth (every protocol; conventional PQ, mIoU),
-    over all frames or the listed ``file_path`` values."""
+    over the walk's frames (training and test) or the listed ``file_path`` values."""
     import torch
 
     from plift_nerfstudio.evaluation.metrics import protocol_scores
 
     meta = json.loads((Path(root) / "transforms.json").read_text())
-    chosen = [f for f in meta["frames"] if frames is None or f["file_path"] in set(frames)]
+    if frames is None:  # the walk's frames (the views off the walk are scored apart)
+        frames = [*meta.get("train_filenames", []), *meta.get("test_filenames", [])] or [f["file_path"] for f in meta["frames"]]
+    chosen = [f for f in meta["frames"] if f["file_path"] in set(frames)]
 
     def stack(key: str):
         return torch.from_numpy(np.stack([read_label_png(Path(root) / f[key]).astype(np.int64) for f in chosen]))

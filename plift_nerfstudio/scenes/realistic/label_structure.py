@@ -94,7 +94,8 @@ def measure_label_structure(root: Path) -> LabelStructure:
     absent: List[bool] = []
     confidences: List[float] = []
     rights: List[int] = []
-    for frame in meta["frames"]:
+    walk = set(meta["train_filenames"]) | set(meta["test_filenames"])
+    for frame in (f for f in meta["frames"] if f["file_path"] in walk):  # in walk order
         sem = read_label_png(root / frame["semantics_path"]).astype(np.int64)
         inst = read_label_png(root / frame["instances_path"]).astype(np.int64)
         gt = read_label_png(root / frame["gt_semantics_path"]).astype(np.int64)
