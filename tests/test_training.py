@@ -167,6 +167,14 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
     ours_expected = protocol_scores(our_sem, our_ins, gt_sem, gt_ins, 21, scene_level=True)
     for protocol in PROTOCOLS:
         assert result.ours[protocol] == pytest.approx(ours_expected[protocol], abs=1e-6), protocol
+    # the same frames given as views listed apart (how views off the walk are scored) score the same
+    from plift_nerfstudio.evaluation.eval_views import evaluate_extra_views
+
+    apart = evaluate_extra_views(loaded, tiny_scene_dir, frames_of_test_split(tiny_scene_dir))
+    for protocol in PROTOCOLS:
+        assert apart.ours[protocol] == pytest.approx(ours_expected[protocol], abs=1e-6), protocol
+        assert apart.machine_labels[protocol] == pytest.approx(expected[protocol]), protocol
+        assert apart.machine_labels_merged[protocol] == pytest.approx(expected_merged[protocol]), protocol
     # 80 steps on 9 tiny frames: about 14-16 dB, varying with the CPU's floating-point paths; an untrained field
     # renders black (5.2 dB on these images)
     assert result.image_metrics["psnr"] > 12
