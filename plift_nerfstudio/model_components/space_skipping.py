@@ -96,8 +96,10 @@ def space_skipping_callbacks(model, attributes: TrainingCallbackAttributes) -> L
             shrink_box(model, training_cameras())
             rebuild_grid_optimiser(attributes)
             share = float((model.field.aabb[1] - model.field.aabb[0]).prod() / (old[1] - old[0]).prod())
+            corners = " to ".join("(" + ", ".join(f"{v:.2f}" for v in corner) + ")"
+                                  for corner in model.field.aabb.cpu().tolist())
             CONSOLE.print(f"[dim]step {step}: scene box shrunk to the seen surfaces, {100 * share:.0f}% of its volume "
-                          f"({model.field.aabb.cpu().numpy().round(2).tolist()})")
+                          f"({corners})")
 
         callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], shrink,
                                           iters=(model.config.box_shrink_step,)))
