@@ -6,6 +6,8 @@ needs rays of one image) and the segment consistency loss. Both sets go into one
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Type
@@ -126,7 +128,10 @@ class PanopticDataManager(VanillaDataManager[InputDataset]):
             num_images_to_sample_from=self.config.train_num_images_to_sample_from,
             num_times_to_repeat_images=self.config.train_num_times_to_repeat_images,
             device=self.device,
-            num_workers=self.world_size * 4,
+            # nerfstudio's 4 loader processes per device, but no more than the CPUs this process may use (torch
+            # warns about more, and they only read the images once into the cache)
+            num_workers=min(self.world_size * 4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
+                            os.cpu_count() or 1),
             pin_memory=True,
             collate_fn=self.config.collate_fn,
             exclude_batch_keys_from_device=self.exclude_batch_keys_from_device,
