@@ -205,21 +205,39 @@ def score_views(pipeline: Pipeline, views: RenderedViews) -> EvaluationResult:
     data = Path(datamanager.config.dataparser.data)  # type: ignore[attr-defined]
     frames, transforms_path = frames_for_images(data, views.image_filenames, datamanager.image_path_of_frame)  # type: ignore[attr-defined]
     data_dir = transforms_path.parent
+    image_metrics = {k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")}
+    result = score_against_ground_truth(pipeline, views.ids, data_dir, frames, image_metrics)
+    for i, render in enumerate(views.renders):  # the kept views are the first ones, in render order
+        render["gt_panoptic"] = panoptic_picture(render["image"], result.gt.semantics[i], result.gt.instances[i],
+                                                 pipeline.model.class_table)  # type: ignore[attr-defined]
+        render["machine_panoptic"] = panoptic_picture(render["image"], result.machine.semantics[i],
+                                                      result.machine.instances[i], pipeline.model.class_table)  # type: ignore[attr-defined]
+    result.scores.renders = views.renders
+    return result.scores
+
+
+@dataclass
+class _Scored:
+    scores: EvaluationResult
+    gt: ViewSet
+    machine: ViewSet
+
+
+def score_against_ground_truth(pipeline: Pipeline, ours: ViewSet, data_dir: Path, frames: List[dict],
+                               image_metrics: Dict[str, float]) -> _Scored:
+    """Our id maps of ``frames`` and the frames' machine labels (as they are, and merged as our renders are) scored
+    against the frames' ground truth; with the maps read."""
     table: ClassTable = pipeline.model.class_table  # type: ignore[attr-defined]
-    hw = tuple(views.ids.semantics.shape[1:])
+    hw = tuple(ours.semantics.shape[1:])
     gt = load_maps(data_dir, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw, table)
     machine = load_maps(data_dir, frames, SEMANTICS_KEY, INSTANCES_KEY, hw, table)
-    ours = segmentation_scores(views.ids, gt, table, scene_level=True)
-    image_metrics = {k: float(np.mean([m[k] for m in views.per_image_metrics])) for k in ("psnr", "ssim")}
-    machine_scores = segmentation_scores(machine, gt, table, scene_level=False)  # per-frame ids: no PQscene
     share = float(getattr(pipeline.model.config, "min_segment_share", 0.0))
     merged_scores = (segmentation_scores(merge_small_segments_of_views(machine, share), gt, table, scene_level=False)
                      if share > 0 else None)
-    for i, render in enumerate(views.renders):  # the kept views are the first ones, in render order
-        render["gt_panoptic"] = panoptic_picture(render["image"], gt.semantics[i], gt.instances[i], table)
-        render["machine_panoptic"] = panoptic_picture(render["image"], machine.semantics[i], machine.instances[i], table)
-    return EvaluationResult(ours, machine_scores, image_metrics, len(views.image_filenames), views.renders,
-                            merged_scores, share)
+    scores = EvaluationResult(segmentation_scores(ours, gt, table, scene_level=True),
+                              segmentation_scores(machine, gt, table, scene_level=False),  # per-frame ids: no PQscene
+                              image_metrics, len(frames), [], merged_scores, share)
+    return _Scored(scores, gt, machine)
 
 
 def merge_small_segments_of_views(views: ViewSet, min_share: float) -> ViewSet:
@@ -266,22 +284,13 @@ def evaluate_extra_views(pipeline: Pipeline, data_root: Path, frames: List[dict]
     import cv2
 
     meta = json.loads((data_root / "transforms.json").read_text())
-    table: ClassTable = pipeline.model.class_table  # type: ignore[attr-defined]
     model = pipeline.model
     was_training = model.training
     model.eval()
     views, _ = render_cameras(model, cameras_of_frames(pipeline, frames, meta), keys=("rgb", "semantic_id", "instance_id"))
     if was_training:
         model.train()
-    hw = tuple(views["semantic_id"].shape[1:])
     ours = ViewSet(torch.from_numpy(views["semantic_id"]), torch.from_numpy(views["instance_id"]))
-    gt = load_maps(data_root, frames, GT_SEMANTICS_KEY, GT_INSTANCES_KEY, hw, table)
-    machine = load_maps(data_root, frames, SEMANTICS_KEY, INSTANCES_KEY, hw, table)
     images = np.stack([cv2.cvtColor(cv2.imread(str(data_root / f["file_path"])), cv2.COLOR_BGR2RGB) for f in frames])
     psnr_value = float(np.mean([psnr(r, i / 255.0) for r, i in zip(views["rgb"], images)]))
-    share = float(getattr(model.config, "min_segment_share", 0.0))
-    merged = (segmentation_scores(merge_small_segments_of_views(machine, share), gt, table, scene_level=False)
-              if share > 0 else None)
-    return EvaluationResult(segmentation_scores(ours, gt, table, scene_level=True),
-                            segmentation_scores(machine, gt, table, scene_level=False), {"psnr": psnr_value},
-                            len(frames), [], merged, share)
+    return score_against_ground_truth(pipeline, ours, data_root, frames, {"psnr": psnr_value}).scores
