@@ -252,6 +252,7 @@ class PanopticLiftingModel(Model):
         self.psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.ssim = structural_similarity_index_measure
         self.step = 0
+        self.structure_version = 0  # bumped when space skipping or the grids change (distributed sync)
         self.loss_timings: Optional[Dict[str, float]] = None  # a benchmark sets {} to time each loss
         self.unassigned_instances_total = 0
         self.last_overflow_warning_step = -(10**9)

@@ -5,7 +5,7 @@ checkpoint's size (``PanopticLiftingModel.update_to_step``), which makes new Par
 keep the old ones (and load the checkpoint's Adam state into them), so the grids would silently stop learning.
 After loading, ``model_components.grid_schedule.rebind_param_groups`` points every optimiser at the model's current
 parameters and moves each old tensor's state (Adam's moments and step count, as loaded from the checkpoint) to its
-replacement.
+replacement. In distributed training the pipeline then wraps the regrown model again.
 
 Errors: bad input found while ``ns-train`` sets up (label files, transforms.json, a checkpoint that cannot be
 loaded) is printed as one line naming the file, and the process exits with code 2, as the ``plift-*`` commands do.
@@ -47,3 +47,7 @@ class PanopticTrainer(Trainer):
             rebound = rebind_param_groups(self.optimizers, self.pipeline.get_param_groups())
             if rebound:
                 CONSOLE.print(f"[dim]optimisers of {', '.join(rebound)} now hold the checkpoint's regrown tensors")
+            # distributed training: the DDP wrapper was built over the tensors the checkpoint replaced
+            sync_replicas = getattr(self.pipeline, "sync_replicas", None)
+            if sync_replicas is not None:
+                sync_replicas()

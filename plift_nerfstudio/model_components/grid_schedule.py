@@ -85,6 +85,7 @@ def upsampling_callback(model, attributes: TrainingCallbackAttributes) -> Traini
 
     def upsample(step: int) -> None:
         model.field.upsample_grids(resolution_at_step(model.config, step))
+        model.structure_version += 1
         set_sample_counts(model)
         rebuild_grid_optimiser(attributes)
         counts = (f", {model.sampler.num_samples} samples per ray, at most {model.max_kept_samples} shaded"

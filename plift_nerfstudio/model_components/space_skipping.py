@@ -32,6 +32,7 @@ def update_occupancy(model, step: int, cameras: Optional[Cameras] = None) -> Non
     extent = model.field.aabb[1] - model.field.aabb[0]
     step_size = float(extent.norm()) / model.sampler.num_samples
     model.occupancy.update(model.field.density, step_size, cfg.occupancy_alpha_threshold)
+    model.structure_version += 1
 
 
 @torch.no_grad()
@@ -49,6 +50,7 @@ def update_visibility(model, cameras: Cameras, seed: int = 0, chunk: int = 4096)
         optical_depth = torch.cumsum(step_depth, dim=1) - step_depth  # up to each sample, not through it
         seen |= cells_seen(positions, torch.exp(-optical_depth), model.occupancy.resolution, threshold)
     model.occupancy.set_visible(seen)
+    model.structure_version += 1
     return float(seen.float().mean())
 
 
@@ -71,6 +73,7 @@ def shrink_box(model, cameras: Cameras, chunk: int = 4096) -> None:
         points.append(ray_surface_points(part.origins, part.directions, weights, t_mid))
     box = box_around_points(torch.cat(points), model.field.aabb, margin=cfg.box_shrink_margin)
     model.field.shrink_box(box)
+    model.structure_version += 1
     if model.occupancy is not None:
         model.occupancy.reset()
         if model.step >= cfg.occupancy_warmup_steps:
