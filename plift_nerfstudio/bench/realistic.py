@@ -20,7 +20,8 @@ from typing import Dict, List, Optional, Tuple
 
 from rich.console import Console
 
-from plift_nerfstudio.evaluation.diagnostics import Diagnostics, diagnose, per_class_markdown
+from plift_nerfstudio.evaluation.diagnostics import (Diagnostics, diagnose, outcome_counts, per_class_markdown,
+                                                    per_object_markdown)
 from plift_nerfstudio.evaluation.eval_views import evaluate_pipeline, flat_metrics
 from plift_nerfstudio.evaluation.metrics import PROTOCOLS
 from plift_nerfstudio.bench.harness import run_config, train_and_evaluate
@@ -179,7 +180,7 @@ def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Con
     labels = {k[len("labels_"):]: v for k, v in flat.items() if k.startswith("labels_")}
     _, pipeline, _, _ = load_trained_pipeline(result.config_path, test_mode="test")
     table = ClassTable.load(data / "labels" / "classes.json")
-    diag = diagnose(pipeline, data, table)
+    diag = diagnose(pipeline, data, table, picture_path=output_dir / f"losses_{label.replace(' ', '_')}.png")
     share = pipeline.model.config.min_segment_share
     pipeline.model.config.min_segment_share = 0.0
     unmerged = {k: v for k, v in flat_metrics(evaluate_pipeline(pipeline, keep_renders=0)).items() if not k.startswith("labels_")}
@@ -277,6 +278,19 @@ def seeds_table(rows: List[SceneResult]) -> List[str]:
     return lines
 
 
+def object_outcome_table(rows: List[SceneResult]) -> List[str]:
+    """Per run: how many true objects ours and the label majority found, merged, split, shaped wrong or painted."""
+    kinds = ("found", "merged", "split", "shape", "painted")
+    lines = ["| scene | who | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds)]
+    for r in rows:
+        diag = Diagnostics(**r.diagnostics)
+        for who in ("majority", "ours"):
+            counts = outcome_counts(diag, who)
+            if counts:
+                lines.append(f"| {r.label} | {who} | " + " | ".join(str(counts.get(k, 0)) for k in kinds) + " |")
+    return lines
+
+
 def progress_table(rows: List[SceneResult]) -> List[str]:
     lines = ["| scene | step | train min | PQscene | PQ | mIoU | PSNR |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -339,8 +353,17 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
     for title, t in sections:
         md += [f"## {title}", "", *t, ""]
         print_table(console, title, t)
+    outcomes = object_outcome_table(rows)
+    if len(outcomes) > 2:
+        md += ["## Where the true objects go (test views; ours and the label majority over all views, the labels "
+               "per view)", "", *outcomes, ""]
+        print_table(console, "Where the true objects go", outcomes)
     for r in rows:
-        md += [f"## Per class: {r.label}", "", *per_class_markdown(Diagnostics(**r.diagnostics)), ""]
+        diag = Diagnostics(**r.diagnostics)
+        md += [f"## Per class: {r.label}", "", *per_class_markdown(diag), ""]
+        if diag.per_object:
+            md += [f"## Per object: {r.label}", "", f"![{r.label}: where ours loses to the label majority]"
+                   f"(losses_{r.label.replace(' ', '_')}.png)", "", *per_object_markdown(diag), ""]
     progress_picture(rows, output_dir / "pqscene_vs_time.png")
     (output_dir / "results.md").write_text("\n".join(md))
     (output_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
