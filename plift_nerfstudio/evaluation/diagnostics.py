@@ -281,7 +281,7 @@ def loss_picture(path: Path, images: Float[Tensor, "N H W 3"], gt: Int[Tensor, "
     picture = cv2.resize(picture, (picture.shape[1] * scale, picture.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
     panel_width = picture.shape[1] // len(panels)
     caption = np.full((28, picture.shape[1], 3), 255, np.uint8)
-    for k, text in enumerate(("image", "ground truth", "label majority", "ours", "ours wrong, majority right")):
+    for k, text in enumerate(("image", "ground truth", "label majority", "ours", "lost to the majority")):
         cv2.putText(caption, text, (k * panel_width + 6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     picture = np.concatenate([caption, picture], axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
