@@ -11,14 +11,7 @@ STEPS="${PLIFT_DEMO_STEPS:-3000}"
 VENV="${PLIFT_VENV:-.venv}"
 mkdir -p "$OUT"
 TIMINGS="$OUT/timings.md"
-printf '| step | wall time (s) |\n|---|---|\n' > "$TIMINGS"
-timed() {  # timed "<step name>" command...
-  local name="$1"; shift
-  local start=$SECONDS
-  echo "== $name"
-  "$@"
-  printf '| %s | %d |\n' "$name" $((SECONDS - start)) >> "$TIMINGS"
-}
+source scripts/timed_steps.sh  # timed "<step name>" command...
 timed "setup (project, COLMAP, libusb)" bash scripts/setup_capture.sh
 export PATH="$PWD/$VENV/bin:$PATH"
 

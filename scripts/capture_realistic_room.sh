@@ -26,14 +26,7 @@ esac
 [ -f "$ROOM/transforms.json" ] || { echo "$ROOM is not a room (no transforms.json)" >&2; exit 2; }
 mkdir -p "$OUT"
 TIMINGS="$OUT/timings.md"
-printf '| step | wall time (s) |\n|---|---|\n' > "$TIMINGS"
-timed() {  # timed "<step name>" command...
-  local name="$1"; shift
-  local start=$SECONDS
-  echo "== $name"
-  "$@"
-  printf '| %s | %d |\n' "$name" $((SECONDS - start)) >> "$TIMINGS"
-}
+source scripts/timed_steps.sh  # timed "<step name>" command...
 timed "setup (project, COLMAP, libusb)" bash scripts/setup_capture.sh
 export PATH="$PWD/$VENV/bin:$PATH"
 

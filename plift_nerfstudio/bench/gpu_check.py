@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

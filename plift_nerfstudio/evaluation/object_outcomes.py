@@ -93,11 +93,10 @@ def object_outcomes(
         row = joint[o]
         per_class = torch.zeros(int(segment_class.max()) + 1, dtype=torch.float64).index_add_(0, segment_class, row)
         dominant = int(per_class.argmax())
+        covered = float(per_class[c] / size) if c < len(per_class) else 0.0
         own = segment_class == c
         own_overlap = torch.where(own, row, torch.zeros_like(row))
         best = int(own_overlap.argmax())
-        iou = float(own_overlap[best] / (object_size[o] + segment_size[best] - own_overlap[best])) if own.any() else 0.0
-        covered = float(per_class[c] / size) if c < len(per_class) else 0.0
         if dominant != c:
             painting = int(torch.where(segment_class == dominant, row, torch.zeros_like(row)).argmax())
             # the neighbour: another true object of the painting class with the most pixels in that segment
@@ -106,9 +105,9 @@ def object_outcomes(
                 if q == dominant and p != o and p < num_objects:
                     on_objects[p] = joint[p, painting]
             neighbour = int(on_objects.argmax()) if float(on_objects.max()) > 0 else None
-            out.append(ObjectOutcome(o, c, "painted", int(size), 0.0, float(per_class[c] / size) if c < len(per_class)
-                                     else 0.0, painted_as=dominant, neighbour=neighbour))
+            out.append(ObjectOutcome(o, c, "painted", int(size), 0.0, covered, painted_as=dominant, neighbour=neighbour))
             continue
+        iou = float(own_overlap[best] / (object_size[o] + segment_size[best] - own_overlap[best])) if own.any() else 0.0
         if c not in things or iou > FOUND_IOU:
             out.append(ObjectOutcome(o, c, "found", int(size), iou, covered))
             continue

@@ -61,7 +61,7 @@ def _room_frames(room: Path) -> tuple:
     table = meta.get("panoptic_labels", {}).get("class_table")
     if not table:
         raise LabelFileError(transforms, "has no panoptic_labels.class_table")
-    return meta, frames, [Path(t).name for t in test], room / table
+    return frames, [Path(t).name for t in test], room / table
 
 
 def export_capture(room: Path, output: Path, overwrite: bool = False) -> CaptureExport:
@@ -69,7 +69,7 @@ def export_capture(room: Path, output: Path, overwrite: bool = False) -> Capture
 
     An existing ``output`` is refused unless ``overwrite`` and it is an unchanged earlier export (its manifest)."""
     room, output = Path(room), Path(output)
-    meta, frames, test_images, class_table = _room_frames(room)
+    frames, test_images, class_table = _room_frames(room)
     report = CaptureExport(output, test_images=test_images)
     with owned_folder.staged_output(output, CAPTURE_EXPORT, overwrite) as staging:
         gt_dir = staging / "ground_truth"
