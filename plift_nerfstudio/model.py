@@ -191,6 +191,12 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Step from which the instance loss is on."""
     consistency_loss_start_step: int = 0
     """Step from which the segment consistency loss is on."""
+    self_training_start_step: int = 0
+    """Step from which the semantic loss's targets merge the labels with the field's own class on each ray
+    (self-training on pseudo labels; 0 = never): late in training the field's cross-view consensus outvotes a
+    view's label error."""
+    self_training_share: float = 0.5
+    """Share of the field's own class in the merged semantic target (with self_training_start_step)."""
 
     # --- robustness components (paper Table 2); switch off to reproduce the ablation ---
     use_segment_consistency: bool = True

@@ -13,6 +13,7 @@ from plift_nerfstudio.losses import (
     normalise_rendered,
     segment_consistency_loss,
     segment_ids_of,
+    self_training_targets,
     semantic_loss,
 )
 
@@ -40,6 +41,19 @@ def test_renormalisation_makes_loss_independent_of_opacity() -> None:
     faint = semantic_loss(probs * 0.1, target, torch.ones(1))
     assert full.item() == pytest.approx(faint.item(), rel=1e-4)
     assert torch.allclose(normalise_rendered(probs * 0.1), probs, atol=1e-6)
+
+
+def test_self_training_targets_merge_labels_with_the_fields_class_and_keep_void_rays_void() -> None:
+    rendered = torch.tensor([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6]], requires_grad=True)
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.8, 0.0], [0.0, 0.0, 0.0]])  # the third ray is void
+    merged = self_training_targets(rendered, labels, share=0.25)
+    assert torch.allclose(merged, torch.tensor([[0.75, 0.25, 0.0], [0.4, 0.6, 0.0], [0.0, 0.0, 0.0]]))
+    assert not merged.requires_grad  # the field's class is a target: no gradient flows through it
+    # where a view's label disagrees with the field, the loss pulls less towards the label's class
+    plain = semantic_loss(rendered, labels, torch.ones(3))
+    merged_loss = semantic_loss(rendered, merged, torch.ones(3))
+    assert merged_loss.item() < plain.item()
+    assert torch.equal(self_training_targets(rendered, labels, share=0.0), labels)
 
 
 def _image_rays():

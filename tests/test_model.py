@@ -229,3 +229,30 @@ def test_distortion_loss_through_get_loss_dict_gathers_density_and_leaves_the_he
         model.get_loss_dict(model(rays), batch, {})["distortion_loss"].backward()
         optimiser.step()
     assert model.get_loss_dict(model(rays), batch, {})["distortion_loss"] < 0.5 * first.detach()
+
+
+def test_self_training_takes_over_part_of_the_semantic_target_from_its_step_on() -> None:
+    """Before self_training_start_step the semantic loss follows the labels alone; from it on, the targets merge the
+    labels with the field's own class (detached), and the loss still cannot move density."""
+    from plift_nerfstudio.losses import self_training_targets, semantic_loss
+
+    torch.manual_seed(0)
+    model = make_model(self_training_start_step=5, self_training_share=0.5)
+    model.train()
+    rays = random_rays(32)
+    table = scannet21_class_table()
+    semantics = torch.full((32,), table.names.index("wall") + 1)
+    batch = labelled_batch(semantics, torch.zeros(32, dtype=torch.long), is_single_image_ray=torch.zeros(32, dtype=torch.bool))
+    outputs = model(rays)
+    model.step = 4
+    before = model.get_loss_dict(outputs, batch, {})["semantic_loss"]
+    assert before.item() == pytest.approx(semantic_loss(outputs["semantic_probs"], batch["class_probs"],
+                                                        batch["confidence"]).item(), rel=1e-6)
+    model.step = 5
+    after = model.get_loss_dict(outputs, batch, {})["semantic_loss"]
+    merged = self_training_targets(outputs["semantic_probs"], batch["class_probs"], 0.5)
+    assert after.item() == pytest.approx(semantic_loss(outputs["semantic_probs"], merged, batch["confidence"]).item(), rel=1e-6)
+    assert after.item() != pytest.approx(before.item(), rel=1e-3)  # an untrained field's class is not the label's
+    after.backward()
+    assert _grad_norm(model.field.density_encoding.parameters()) == 0.0
+    assert _grad_norm(model.field.semantic_head.parameters()) > 0.0

@@ -204,6 +204,22 @@ def test_benchmark_finds_rooms_under_any_root_and_names_the_folder_when_there_ar
         assert bench.rooms_under(bench.SHIPPED) == SHIPPED_SCENES
 
 
+def test_benchmark_model_settings_take_the_presets_types_and_refuse_unknown_names() -> None:
+    """--model-settings: a lever is measured against the preset; a typo stops the run before training."""
+    from plift_nerfstudio.bench import realistic as bench
+
+    settings = bench.parse_model_settings(("position-frequencies=4", "consistency_loss_mult=0.5",
+                                           "use_segment_consistency=false"), "panoptic-lifting-cpu")
+    assert settings == {"position_frequencies": 4, "consistency_loss_mult": 0.5, "use_segment_consistency": False}
+    assert isinstance(settings["consistency_loss_mult"], float)
+    with pytest.raises(SystemExit, match="position_frequency"):
+        bench.parse_model_settings(("position_frequency=4",), "panoptic-lifting-cpu")
+    with pytest.raises(SystemExit, match="not of type int"):
+        bench.parse_model_settings(("position_frequencies=four",), "panoptic-lifting-cpu")
+    with pytest.raises(SystemExit, match="expected name=value"):
+        bench.parse_model_settings(("position_frequencies",), "panoptic-lifting-cpu")
+
+
 def test_an_edit_list_applied_to_a_room_moves_turns_copies_and_removes_its_objects() -> None:
     """The true edited room of the editing benchmark (scenes/realistic/edits.py): the edit list plift-edit takes,
     with the room's own ids."""

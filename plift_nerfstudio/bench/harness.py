@@ -134,7 +134,7 @@ class DemoRunOptions:
     """The run a demo-scene benchmark scores: its own training, or a given run."""
 
     quick: bool = False
-    """CI mode: a small scene (24 frames of 64x48) trained 300 steps; checks that everything runs."""
+    """CI mode: a small scene (24 frames of 64x48) trained 150 steps; checks that everything runs."""
     load_config: Optional[Path] = None
     """A trained run of a plift-synth dataset (default: train one)."""
     steps: int = 3000
@@ -173,7 +173,7 @@ def quick_frame_size(sparse_depth: bool) -> Tuple[int, int]:
 def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_depth: bool = False,
                    seed: int = 42, preset: DemoPreset = "lite") -> Path:
     """Train ``panoptic-lifting-lite`` (``preset`` "cpu": ``panoptic-lifting-cpu``) on the moderate-noise demo scene
-    written under ``out/scene`` (a 24-frame small room in ``quick`` mode, 300 steps) and return the run's config.yml
+    written under ``out/scene`` (a 24-frame small room in ``quick`` mode, 150 steps) and return the run's config.yml
     (the benchmarks' own run).
 
     ``sparse_depth``: first triangulate the training images with COLMAP (plift-sparse-depth) and train with the
@@ -189,7 +189,7 @@ def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_d
         write_dataset(SynthOptions(output=scene, seed=0, noise="moderate", **size))
     model_overrides, datamanager_overrides = (sparse_depth_overrides(scene) if sparse_depth else
                                               ({"sparse_depth_loss_mult": 0.0}, {"sparse_depth_num_rays": 0}))
-    steps = 300 if quick else steps
+    steps = 150 if quick else steps
     spec = {"lite": panoptic_lifting_lite, "cpu": panoptic_lifting_cpu}[preset]
     config = run_config(spec.config, scene, out / "runs", experiment, steps=steps, seed=seed,
                         model_overrides=model_overrides, datamanager_overrides=datamanager_overrides)

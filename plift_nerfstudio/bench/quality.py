@@ -10,7 +10,7 @@ with and without them, side by side. Every table is printed under both evaluatio
   python scripts/benchmark_quality.py --quick         # CI: one tiny scene, short runs (a few minutes)
   python scripts/benchmark_quality.py --realistic     # the shipped Blender rooms (data/realistic/): labels vs ours,
                                                       # diagnostics, PQscene vs time (about 30 min per room)
-  python scripts/benchmark_quality.py --realistic --quick   # CI: one shipped room, 200 steps
+  python scripts/benchmark_quality.py --realistic --quick   # CI: one shipped room, 100 steps
   python scripts/benchmark_quality.py --realistic --realistic-root heldout   # rooms you made (plift-realistic-scene
                                                       # + plift-sparse-depth) and never tuned on
 
@@ -58,7 +58,7 @@ class BenchmarkOptions:
     output_dir: Path = Path("benchmarks/quality")
     """Where scenes, runs, results.json and results.md go."""
     quick: bool = False
-    """CI mode: one tiny scene (32 frames of 64x48), 300 steps of 512 + 256 rays per run."""
+    """CI mode: one tiny scene (32 frames of 64x48), 150 steps of 512 + 256 rays per run."""
     seeds: Tuple[int, ...] = (0, 1)
     """Scene seeds of Table 1."""
     noise: Tuple[str, ...] = ("moderate", "hard")
@@ -93,13 +93,16 @@ class BenchmarkOptions:
     per segment, imported with plift-import-labels into a copy of the room)."""
     preset: str = "panoptic-lifting-cpu"
     """With --realistic: the preset to train (panoptic-lifting-cpu, panoptic-lifting-lite or panoptic-lifting-quick)."""
+    model_settings: Tuple[str, ...] = ()
+    """With --realistic: model options set on top of the preset, as name=value (e.g. position_frequencies=4): a lever
+    measured against the preset on the same rooms."""
 
     def resolved(self) -> "BenchmarkOptions":
         if not self.quick:
             return self
         return BenchmarkOptions(
             output_dir=self.output_dir, quick=True, seeds=(0,), noise=("moderate",), ablation_scenes=("moderate-0",),
-            variants=self.variants, steps=self.steps or 300, num_frames=32, width=64, height=48,
+            variants=self.variants, steps=self.steps or 150, num_frames=32, width=64, height=48,
         )
 
 
@@ -192,7 +195,7 @@ def table2_markdown(rows: List[Row], protocol: str) -> List[str]:
 
 def main(opts: BenchmarkOptions) -> Results:
     if opts.realistic:
-        from plift_nerfstudio.bench.realistic import PRESETS, SHIPPED, RealisticOptions, run_realistic
+        from plift_nerfstudio.bench.realistic import PRESETS, SHIPPED, RealisticOptions, parse_model_settings, run_realistic
 
         if opts.preset not in PRESETS:
             raise SystemExit(f"unknown --preset {opts.preset!r}; choose one of {sorted(PRESETS)}")
@@ -201,7 +204,8 @@ def main(opts: BenchmarkOptions) -> Results:
         root = opts.realistic_root if opts.realistic_root is not None else SHIPPED
         rows = run_realistic(RealisticOptions(scenes=opts.realistic_scenes, root=root, preset=opts.preset, steps=opts.steps,
                                               quick=opts.quick, training_seeds=opts.training_seeds,
-                                              label_forms=opts.label_forms),
+                                              label_forms=opts.label_forms,
+                                              model_settings=parse_model_settings(opts.model_settings, opts.preset)),
                              output_dir, print_markdown_table)
         return Results(options={"realistic": [asdict(r) for r in rows]})
     opts = opts.resolved()

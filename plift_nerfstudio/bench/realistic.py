@@ -10,13 +10,14 @@ as the semantic loss weighs them: what the labels' consensus allows).
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from functools import partial
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rich.console import Console
 
@@ -56,6 +57,8 @@ class RealisticOptions:
     """Training seeds: each room is trained once per seed (the spread says how far one run can be trusted)."""
     label_forms: Tuple[str, ...] = ("distributions",)
     """'distributions' (the room's own labels) and/or 'coco' (its COCO panoptic variant imported into a copy)."""
+    model_settings: Dict[str, Any] = field(default_factory=dict)
+    """Model options set on top of the preset (a lever measured against the preset: ``parse_model_settings``)."""
 
 
 @dataclass
@@ -91,6 +94,38 @@ class SceneResult:
             "PSNR >= 28": o["psnr"] >= TARGET_PSNR,
             "<= 30 min": self.train_minutes <= TARGET_MINUTES,
         }
+
+
+def parse_model_settings(pairs: Sequence[str], preset: str) -> Dict[str, Any]:
+    """``name=value`` pairs (``position_frequencies=4``) as model options of ``preset``, each value converted to the
+    type of the preset's own value; an unknown name or a value of the wrong type stops with a message naming it."""
+    model = PRESETS[preset].config.pipeline.model
+    settings: Dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not hasattr(model, name):
+            raise SystemExit(f"--model-settings {pair!r}: expected name=value with a model option of {preset} "
+                             f"(e.g. position_frequencies=4)")
+        current = getattr(model, name)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                value: Any = text.lower() == "true"
+            elif isinstance(current, (int, float, str)):
+                value = type(current)(text)
+            else:
+                value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise SystemExit(f"--model-settings {pair!r}: {text!r} is not of type {type(current).__name__} "
+                             f"(the preset's {name} is {current!r})") from None
+        settings[name] = value
+    return settings
+
+
+def settings_text(settings: Dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
 def rooms_under(root: Path, names: Tuple[str, ...] = ()) -> List[Path]:
@@ -170,7 +205,8 @@ def run_scene(opts: RealisticOptions, data: Path, output_dir: Path, console: Con
     rays = (512, 256) if opts.quick else None
     label = data.name if len(opts.training_seeds) == 1 else f"{data.name} seed {seed}"
     name = f"realistic-{data.name}" + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
-    config = run_config(preset, data, output_dir / "runs", name, steps=opts.steps, rays_per_batch=rays, seed=seed)
+    config = run_config(preset, data, output_dir / "runs", name, steps=opts.steps, rays_per_batch=rays, seed=seed,
+                        model_overrides=opts.model_settings)
     config.logging.local_writer.enable = False
     marks = [round(steps * (k + 1) / opts.progress_points) for k in range(opts.progress_points - 1)]
     console.print(f"[bold]training[/] {opts.preset} on {data.name}, seed {seed} ({steps} steps; scoring at steps {marks})")
@@ -325,7 +361,7 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
     scenes = rooms_under(opts.root, opts.scenes)
     if opts.quick:
         scenes = scenes[:1]
-        opts = replace(opts, steps=opts.steps or 200, progress_points=2, quick=True)
+        opts = replace(opts, steps=opts.steps or 100, progress_points=2, quick=True)
     start = time.perf_counter()
     rows = []
     for room in scenes:  # results.json after every run, so a long benchmark that is stopped keeps what it measured
@@ -338,7 +374,8 @@ def run_realistic(opts: RealisticOptions, output_dir: Path, print_table) -> List
     head = (f"{opts.preset}, {opts.steps or PRESETS[opts.preset].config.max_num_iterations} steps, {rooms} "
             "(48 training / 12 test views of 192x144 when made with the defaults); test views against ground truth, "
             "PQ/mIoU in %; "
-            f"training seed(s) {', '.join(map(str, opts.training_seeds))}")
+            f"training seed(s) {', '.join(map(str, opts.training_seeds))}"
+            + (f"; model settings on top of the preset: {settings_text(opts.model_settings)}" if opts.model_settings else ""))
     md = ["# Realistic rooms: 2D labels vs ours", "", head, ""]
     for protocol in PROTOCOLS:
         t = main_table(rows, protocol)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from plift_nerfstudio.losses.consistency import segment_consistency_loss, segment_ids_of
 from plift_nerfstudio.losses.instance import assign_surrogate_ids, instance_loss
-from plift_nerfstudio.losses.semantic import semantic_loss
+from plift_nerfstudio.losses.semantic import self_training_targets, semantic_loss
 from plift_nerfstudio.losses.sparse_depth import sparse_depth_loss
 
 OVERFLOW_WARNING_EVERY = 500
@@ -97,8 +97,11 @@ def segmentation_losses(model, outputs: Dict[str, Tensor], batch: Dict[str, Tens
     scene_rays = ~image_rays
     if model.step >= cfg.semantic_loss_start_step and bool(scene_rays.any()):
         with timed(model.loss_timings, "semantic_loss"):
+            rendered, scene_targets = outputs["semantic_probs"][scene_rays], targets[scene_rays]
+            if 0 < cfg.self_training_start_step <= model.step:
+                scene_targets = self_training_targets(rendered, scene_targets, cfg.self_training_share)
             losses["semantic_loss"] = cfg.semantic_loss_mult * semantic_loss(
-                outputs["semantic_probs"][scene_rays], targets[scene_rays], confidence[scene_rays]
+                rendered, scene_targets, confidence[scene_rays]
             )
     if model.step >= cfg.instance_loss_start_step:
         thing_rays = image_rays & is_thing & (instances > 0)

@@ -27,3 +27,16 @@ def semantic_loss(
     per_ray = -(target_probs * log_p).sum(dim=-1) * confidence
     labelled = (target_probs.sum(dim=-1) > 0).float()
     return per_ray.sum() / labelled.sum().clamp(min=1.0)
+
+
+def self_training_targets(
+    rendered_probs: Float[Tensor, "R C"],
+    target_probs: Float[Tensor, "R C"],
+    share: float,
+) -> Float[Tensor, "R C"]:
+    """Targets that merge the labels with the field's own class (self-training on pseudo labels, as PLGS does late in
+    training): ``(1 - share) * label + share * one_hot(argmax rendered)`` on labelled rays; void rays keep their
+    empty target. The field's class is detached: it is a target, not a path for gradients."""
+    own = torch.nn.functional.one_hot(rendered_probs.detach().argmax(dim=-1), rendered_probs.shape[-1]).to(target_probs)
+    mass = target_probs.sum(dim=-1, keepdim=True)
+    return torch.where(mass > 0, (1.0 - share) * target_probs + share * own * mass, target_probs)
