@@ -193,8 +193,8 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Step from which the segment consistency loss is on."""
     self_training_start_step: int = 0
     """Step from which the semantic loss's targets merge the labels with the field's own class on each ray
-    (self-training on pseudo labels; 0 = never): late in training the field's cross-view consensus outvotes a
-    view's label error."""
+    (self-training on pseudo labels; 0 = never). Off in every preset: on the realistic rooms it cost mIoU, as it
+    reinforces the field's own errors (docs/results.md)."""
     self_training_share: float = 0.5
     """Share of the field's own class in the merged semantic target (with self_training_start_step)."""
 
