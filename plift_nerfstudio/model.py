@@ -157,6 +157,10 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Number of surrogate 3D instance ids (paper: 50); more 2D instances in one image are counted and warned."""
     position_frequencies: int = 0
     """Sine/cosine bands of position fed to the segmentation MLPs (paper: 0, raw xyz)."""
+    segmentation_grid_components: int = 0
+    """Components of a VM grid of each segmentation head's own (0 = none: the heads see position only, as in the
+    paper). Its features join the position in the head's MLP; it follows the density grids' box and resolution, is
+    trained at the grids' learning rate and only by that head's losses (the stop-gradient to density is kept)."""
     void_accumulation: float = VOID_ACCUMULATION
     """Rays whose rendered opacity is below this are void (class 0, instance 0) in the semantic_id/instance_id
     outputs and the pictures: they saw (almost) nothing."""
@@ -233,7 +237,8 @@ class PanopticLiftingModel(Model):
             density_scale=cfg.density_scale, color_mlp_width=cfg.color_mlp_width,
             semantic_mlp_layers=cfg.semantic_mlp_layers, semantic_mlp_width=cfg.semantic_mlp_width,
             instance_mlp_layers=cfg.instance_mlp_layers, instance_mlp_width=cfg.instance_mlp_width,
-            position_frequencies=cfg.position_frequencies, implementation=resolve_implementation(cfg.implementation),
+            position_frequencies=cfg.position_frequencies, segmentation_grid_components=cfg.segmentation_grid_components,
+            implementation=resolve_implementation(cfg.implementation),
         )
         self.occupancy = OccupancyGrid(cfg.occupancy_grid_resolution) if cfg.occupancy_grid_resolution > 0 else None
         self.sampler = UniformSampler(num_samples=cfg.num_samples, single_jitter=True)
@@ -282,9 +287,9 @@ class PanopticLiftingModel(Model):
         f = self.field
         return {
             "fields": list(f.color_mlp.parameters()) + list(f.appearance_basis.parameters()),
-            "encodings": list(f.density_encoding.parameters()) + list(f.color_encoding.parameters()),
-            "semantic_head": list(f.semantic_head.parameters()),
-            "instance_head": list(f.instance_head.parameters()),
+            "encodings": [p for encoding in f.grid_encodings() for p in encoding.parameters()],
+            "semantic_head": f.semantic_head.mlp_parameters(),
+            "instance_head": f.instance_head.mlp_parameters(),
         }
 
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:

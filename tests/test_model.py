@@ -80,6 +80,26 @@ def test_segmentation_loss_leaves_density_gradients_at_zero(head: str) -> None:
     assert _grad_norm(head_module.parameters()) > 0.0
 
 
+def test_heads_with_grids_of_their_own_learn_from_their_loss_only_and_leave_density_alone() -> None:
+    torch.manual_seed(0)
+    model = make_model(segmentation_grid_components=2)
+    model.train()
+    field = model.field
+    assert field.semantic_head.grid is not None and field.instance_head.grid is not None
+    groups = model.get_param_groups()
+    # each grid is trained at the grids' rate, once: not also in its head's MLP group
+    assert {id(p) for p in field.semantic_head.grid.parameters()} <= {id(p) for p in groups["encodings"]}
+    assert not {id(p) for p in field.semantic_head.grid.parameters()} & {id(p) for p in groups["semantic_head"]}
+    out = model(random_rays())
+    (-torch.log(out["semantic_probs"][:, 0] + 1e-6).mean()).backward()
+    assert _grad_norm(field.semantic_head.grid.parameters()) > 0.0
+    assert _grad_norm(field.instance_head.grid.parameters()) == 0.0
+    assert _grad_norm(list(field.density_encoding.parameters()) + list(field.color_encoding.parameters())) == 0.0
+    # the head grids grow with the density grids
+    field.upsample_grids(24)
+    assert field.semantic_head.grid.resolution == field.instance_head.grid.resolution == field.grid_resolution == 24
+
+
 def test_without_gradient_blocking_segmentation_moves_density() -> None:
     model = make_model(block_segmentation_gradients=False)
     model.train()

@@ -25,6 +25,7 @@ def resume_config(data: Path, output_dir: Path, steps: int):
     model.upsampling_iters = (10, 20)
     model.occupancy_warmup_steps, model.occupancy_update_every = 16, 4  # the occupancy grid is state too
     model.box_shrink_step = 24  # and so is the shrunk scene box (the grids are resampled into it)
+    model.segmentation_grid_components = 2  # the heads' own grids are regrown and resampled with the others
     model.instance_loss_start_step, model.consistency_loss_start_step = 3, 6
     config.max_num_iterations = steps
     config.steps_per_save = 1000  # only the final checkpoint (the step a killed run last saved)
@@ -48,7 +49,8 @@ def train(config):
 
 
 def grids(trainer) -> dict:
-    return {k: v.detach().clone() for k, v in trainer.pipeline.model.state_dict().items() if "_encoding." in k}
+    return {k: v.detach().clone() for k, v in trainer.pipeline.model.state_dict().items()
+            if k.endswith(("plane_coef", "line_coef"))}
 
 
 def test_resumed_grids_train_like_an_uninterrupted_run(tiny_scene_dir: Path, tmp_path: Path) -> None:
@@ -67,7 +69,8 @@ def test_resumed_grids_train_like_an_uninterrupted_run(tiny_scene_dir: Path, tmp
     assert torch.equal(model.field.aabb, box_at_checkpoint)
     # the optimiser holds the model's own grid tensors, with the checkpoint's Adam state (not a fresh one)
     encodings = resumed.optimizers.optimizers["encodings"]
-    grid_params = list(model.field.density_encoding.parameters()) + list(model.field.color_encoding.parameters())
+    grid_params = [p for encoding in model.field.grid_encodings() for p in encoding.parameters()]
+    assert len(grid_params) == 8  # density, colour and both heads' grids
     assert [id(p) for p in encodings.param_groups[0]["params"]] == [id(p) for p in grid_params]
     assert [id(p) for p in resumed.optimizers.parameters["encodings"]] == [id(p) for p in grid_params]
     saved_state = saved["optimizers"]["encodings"]["state"]

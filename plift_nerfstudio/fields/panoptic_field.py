@@ -8,7 +8,7 @@ gradient into the grids; the model additionally renders them with detached weigh
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import List, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +54,8 @@ def encoding_out_dim(encoding: nn.Module) -> int:
 
 
 class SegmentationHead(nn.Module):
-    """MLP from a position in [-1, 1]^3 to one score per class (or per surrogate id)."""
+    """MLP from a position in [-1, 1]^3 to one score per class (or per surrogate id); with ``grid_components`` the
+    MLP also reads features of a VM grid of the head's own (learnt only from this head's losses)."""
 
     def __init__(
         self,
@@ -64,12 +65,18 @@ class SegmentationHead(nn.Module):
         position_frequencies: int,
         implementation: Literal["tcnn", "torch"],
         zero_last_bias: bool = False,
+        grid_components: int = 0,
+        grid_resolution: int = 128,
     ) -> None:
         super().__init__()
         self.num_outputs = num_outputs
         self.position_encoding = make_position_encoding(position_frequencies)
+        self.grid: Optional[TensorVMEncoding] = (
+            TensorVMEncoding(resolution=grid_resolution, num_components=grid_components) if grid_components > 0 else None
+        )
+        grid_dim = self.grid.get_out_dim() if self.grid is not None else 0
         self.mlp = MLP(
-            in_dim=encoding_out_dim(self.position_encoding),
+            in_dim=encoding_out_dim(self.position_encoding) + grid_dim,
             num_layers=num_layers,
             layer_width=layer_width,
             out_dim=num_outputs,
@@ -81,15 +88,28 @@ class SegmentationHead(nn.Module):
         if zero_last_bias and layers is not None:
             nn.init.zeros_(layers[-1].bias)
 
-    def forward(self, positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N K"]:
-        """Scores (logits) per output; softmax is applied by the caller (tcnn cannot)."""
+    def mlp_parameters(self) -> List[nn.Parameter]:
+        """The MLP's weights (the head's own grid, if any, is trained at the grids' learning rate)."""
+        return list(self.mlp.parameters()) + list(self.position_encoding.parameters())
+
+    def forward(
+        self, positions: Float[Tensor, "N 3"], grid_positions: Optional[Float[Tensor, "N 3"]] = None
+    ) -> Float[Tensor, "N K"]:
+        """Scores (logits) per output; softmax is applied by the caller (tcnn cannot). ``positions`` are in the
+        heads' fixed box, ``grid_positions`` (needed with a grid) the same points in the grids' current box."""
         if positions.shape[0] == 0:
             return positions.new_zeros(0, self.num_outputs)
-        return self.mlp(self.position_encoding(positions.detach())).float()
+        x = self.position_encoding(positions.detach())
+        if self.grid is not None:
+            if grid_positions is None:
+                raise ValueError("a segmentation head with a grid of its own needs the grid-box positions")
+            x = torch.cat([x, self.grid(grid_positions.detach())], dim=-1)
+        return self.mlp(x).float()
 
 
 class PanopticTensoRFField(nn.Module):
-    """Density and colour from TensoRF vector-matrix grids; class and surrogate-id scores from small MLPs."""
+    """Density and colour from TensoRF vector-matrix grids; class and surrogate-id scores from small MLPs (optionally
+    reading grids of their own, which follow the density grids' box and resolution)."""
 
     def __init__(
         self,
@@ -108,6 +128,7 @@ class PanopticTensoRFField(nn.Module):
         instance_mlp_layers: int = 3,
         instance_mlp_width: int = 256,
         position_frequencies: int = 0,
+        segmentation_grid_components: int = 0,
         implementation: Literal["tcnn", "torch"] = "tcnn",
     ) -> None:
         super().__init__()
@@ -131,10 +152,12 @@ class PanopticTensoRFField(nn.Module):
             implementation=implementation,
         )
         self.semantic_head = SegmentationHead(
-            num_classes, semantic_mlp_layers, semantic_mlp_width, position_frequencies, implementation
+            num_classes, semantic_mlp_layers, semantic_mlp_width, position_frequencies, implementation,
+            grid_components=segmentation_grid_components, grid_resolution=init_resolution,
         )
         self.instance_head = SegmentationHead(
-            num_surrogate_ids, instance_mlp_layers, instance_mlp_width, position_frequencies, implementation, True
+            num_surrogate_ids, instance_mlp_layers, instance_mlp_width, position_frequencies, implementation, True,
+            grid_components=segmentation_grid_components, grid_resolution=init_resolution,
         )
 
     def normalise_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
@@ -160,11 +183,11 @@ class PanopticTensoRFField(nn.Module):
 
     def semantic_scores(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N C"]:
         """Class scores at grid-box-normalised positions (as ``normalise_positions`` gives)."""
-        return self.semantic_head(self._head_positions(unit_positions))
+        return self.semantic_head(self._head_positions(unit_positions), unit_positions)
 
     def instance_scores(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N K"]:
         """Surrogate-id scores at grid-box-normalised positions."""
-        return self.instance_head(self._head_positions(unit_positions))
+        return self.instance_head(self._head_positions(unit_positions), unit_positions)
 
     def _head_positions(self, unit_positions: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
         return map_unit_coordinates(unit_positions.detach(), self.aabb, self.head_aabb)
@@ -174,15 +197,20 @@ class PanopticTensoRFField(nn.Module):
         """Move both VM grids onto ``new_aabb`` (inside the current box), keeping their values at every world point
         inside it; density outside it becomes zero. Replaces the grid parameters: optimisers must be rebuilt."""
         new_aabb = new_aabb.to(self.aabb)
-        resample_vm_into_box(self.density_encoding, self.aabb, new_aabb)
-        resample_vm_into_box(self.color_encoding, self.aabb, new_aabb)
+        for encoding in self.grid_encodings():
+            resample_vm_into_box(encoding, self.aabb, new_aabb)
         self.aabb.copy_(new_aabb)
 
     @torch.no_grad()
     def upsample_grids(self, resolution: int) -> None:
-        """Grow both VM grids to ``resolution`` (replaces their parameters: optimisers must be rebuilt)."""
-        self.density_encoding.upsample_grid(resolution)
-        self.color_encoding.upsample_grid(resolution)
+        """Grow every VM grid to ``resolution`` (replaces their parameters: optimisers must be rebuilt)."""
+        for encoding in self.grid_encodings():
+            encoding.upsample_grid(resolution)
+
+    def grid_encodings(self) -> List[TensorVMEncoding]:
+        """The VM grids over the grids' box: density, colour and the segmentation heads' own (if any)."""
+        heads = [head.grid for head in (self.semantic_head, self.instance_head) if head.grid is not None]
+        return [self.density_encoding, self.color_encoding, *heads]
 
     @property
     def grid_resolution(self) -> int:
