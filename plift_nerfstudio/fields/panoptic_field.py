@@ -1,9 +1,11 @@
-"""Panoptic radiance field: TensoRF VM density and colour, plus semantic and surrogate-id MLPs on position.
+"""Panoptic radiance field: TensoRF VM density and colour, plus semantic and surrogate-id MLPs on position
+(optionally also reading VM grids of their own).
 
 The grids cover the field's box (``aabb``), which can shrink to where the scene is during training
-(``shrink_box``); the segmentation heads keep seeing positions normalised to the original scene box
-(``head_aabb``), so a shrink does not move what they have learnt. They see only detached positions, so nothing they compute can send
-gradient into the grids; the model additionally renders them with detached weights (gradient blocking).
+(``shrink_box``); the segmentation MLPs keep seeing positions normalised to the original scene box
+(``head_aabb``), so a shrink does not move what they have learnt, while the heads' own grids are resampled with the
+density and colour grids. The heads see only detached positions, so nothing they compute can send gradient into
+the density or colour grids; the model additionally renders them with detached weights (gradient blocking).
 """
 
 from __future__ import annotations
