@@ -196,8 +196,9 @@ class PanopticTensoRFField(nn.Module):
 
     @torch.no_grad()
     def shrink_box(self, new_aabb: Float[Tensor, "2 3"]) -> None:
-        """Move both VM grids onto ``new_aabb`` (inside the current box), keeping their values at every world point
-        inside it; density outside it becomes zero. Replaces the grid parameters: optimisers must be rebuilt."""
+        """Move every VM grid (``grid_encodings``) onto ``new_aabb`` (inside the current box), keeping their values at
+        every world point inside it; density outside it becomes zero. Replaces the grid parameters: optimisers must
+        be rebuilt."""
         new_aabb = new_aabb.to(self.aabb)
         for encoding in self.grid_encodings():
             resample_vm_into_box(encoding, self.aabb, new_aabb)
