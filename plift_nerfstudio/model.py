@@ -161,6 +161,10 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Components of a VM grid of each segmentation head's own (0 = none: the heads see position only, as in the
     paper). Its features join the position in the head's MLP; it follows the density grids' box and resolution, is
     trained at the grids' learning rate and only by that head's losses (the stop-gradient to density is kept)."""
+    segmentation_grid_scale: float = 1.0
+    """Resolution of the segmentation heads' own grids as a multiple of the density grids' (1 = the same). Finer head
+    grids can draw class and instance boundaries that the geometry does not have (a door in a wall); lookups cost the
+    same at any resolution, memory grows with its square."""
     void_accumulation: float = VOID_ACCUMULATION
     """Rays whose rendered opacity is below this are void (class 0, instance 0) in the semantic_id/instance_id
     outputs and the pictures: they saw (almost) nothing."""
@@ -238,6 +242,7 @@ class PanopticLiftingModel(Model):
             semantic_mlp_layers=cfg.semantic_mlp_layers, semantic_mlp_width=cfg.semantic_mlp_width,
             instance_mlp_layers=cfg.instance_mlp_layers, instance_mlp_width=cfg.instance_mlp_width,
             position_frequencies=cfg.position_frequencies, segmentation_grid_components=cfg.segmentation_grid_components,
+            segmentation_grid_scale=cfg.segmentation_grid_scale,
             implementation=resolve_implementation(cfg.implementation),
         )
         self.occupancy = OccupancyGrid(cfg.occupancy_grid_resolution) if cfg.occupancy_grid_resolution > 0 else None

@@ -100,6 +100,21 @@ def test_heads_with_grids_of_their_own_learn_from_their_loss_only_and_leave_dens
     assert field.semantic_head.grid.resolution == field.instance_head.grid.resolution == field.grid_resolution == 24
 
 
+def test_finer_head_grids_keep_their_scale_of_the_density_grids_as_these_grow() -> None:
+    torch.manual_seed(0)
+    model = make_model(segmentation_grid_components=2, segmentation_grid_scale=1.5)
+    field = model.field
+    start = field.grid_resolution
+    assert field.semantic_head.grid.resolution == field.instance_head.grid.resolution == round(1.5 * start)
+    field.upsample_grids(24)
+    assert field.grid_resolution == 24 and field.density_encoding.resolution == field.color_encoding.resolution == 24
+    assert field.semantic_head.grid.resolution == field.instance_head.grid.resolution == 36
+    model.train()
+    (-torch.log(model(random_rays())["instance_probs"][:, 0] + 1e-6).mean()).backward()
+    assert _grad_norm(field.instance_head.grid.parameters()) > 0.0
+    assert _grad_norm(field.density_encoding.parameters()) == 0.0
+
+
 def test_without_gradient_blocking_segmentation_moves_density() -> None:
     model = make_model(block_segmentation_gradients=False)
     model.train()

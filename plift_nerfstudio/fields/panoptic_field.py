@@ -111,7 +111,8 @@ class SegmentationHead(nn.Module):
 
 class PanopticTensoRFField(nn.Module):
     """Density and colour from TensoRF vector-matrix grids; class and surrogate-id scores from small MLPs (optionally
-    reading grids of their own, which follow the density grids' box and resolution)."""
+    reading grids of their own, which follow the density grids' box and, scaled by ``segmentation_grid_scale``, their
+    resolution)."""
 
     def __init__(
         self,
@@ -131,9 +132,13 @@ class PanopticTensoRFField(nn.Module):
         instance_mlp_width: int = 256,
         position_frequencies: int = 0,
         segmentation_grid_components: int = 0,
+        segmentation_grid_scale: float = 1.0,
         implementation: Literal["tcnn", "torch"] = "tcnn",
     ) -> None:
         super().__init__()
+        if segmentation_grid_scale <= 0:
+            raise ValueError(f"segmentation_grid_scale must be positive, got {segmentation_grid_scale}")
+        self.segmentation_grid_scale = segmentation_grid_scale
         self.register_buffer("aabb", aabb.clone().float())
         self.register_buffer("head_aabb", aabb.clone().float())
         self.density_shift = density_shift
@@ -155,12 +160,16 @@ class PanopticTensoRFField(nn.Module):
         )
         self.semantic_head = SegmentationHead(
             num_classes, semantic_mlp_layers, semantic_mlp_width, position_frequencies, implementation,
-            grid_components=segmentation_grid_components, grid_resolution=init_resolution,
+            grid_components=segmentation_grid_components, grid_resolution=self.head_grid_resolution(init_resolution),
         )
         self.instance_head = SegmentationHead(
             num_surrogate_ids, instance_mlp_layers, instance_mlp_width, position_frequencies, implementation, True,
-            grid_components=segmentation_grid_components, grid_resolution=init_resolution,
+            grid_components=segmentation_grid_components, grid_resolution=self.head_grid_resolution(init_resolution),
         )
+
+    def head_grid_resolution(self, resolution: int) -> int:
+        """Resolution of the heads' own grids when the density and colour grids have ``resolution``."""
+        return max(2, round(resolution * self.segmentation_grid_scale))
 
     def normalise_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
         """World positions to [-1, 1]^3 over the scene box."""
@@ -206,9 +215,11 @@ class PanopticTensoRFField(nn.Module):
 
     @torch.no_grad()
     def upsample_grids(self, resolution: int) -> None:
-        """Grow every VM grid to ``resolution`` (replaces their parameters: optimisers must be rebuilt)."""
+        """Grow the density and colour grids to ``resolution`` and the heads' own grids (if any) to
+        ``head_grid_resolution(resolution)`` (replaces their parameters: optimisers must be rebuilt)."""
+        head_grids = {id(head.grid) for head in (self.semantic_head, self.instance_head) if head.grid is not None}
         for encoding in self.grid_encodings():
-            encoding.upsample_grid(resolution)
+            encoding.upsample_grid(self.head_grid_resolution(resolution) if id(encoding) in head_grids else resolution)
 
     def grid_encodings(self) -> List[TensorVMEncoding]:
         """The VM grids over the grids' box: density, colour and the segmentation heads' own (if any)."""
