@@ -199,3 +199,21 @@ def test_train_reload_and_render(tiny_scene_dir: Path, tmp_path: Path) -> None:
         assert ns_eval[f"labels_merged_{protocol}_pq"] == pytest.approx(flat[f"labels_merged_{protocol}_pq"], abs=1e-6)
         assert f"labels_{protocol}_scene_pq" not in ns_eval
     assert len(list((tmp_path / "ns-eval-images").glob("eval_panoptic_*.png"))) == 3
+
+
+def test_benchmark_runs_repeat_exactly(tiny_scene_dir: Path, tmp_path: Path) -> None:
+    """A benchmark's run (seeded as ns-train seeds) gives the same weights twice, whatever the global generators
+    held before: the benchmarks' numbers repeat."""
+    from plift_nerfstudio.bench.harness import seeded_trainer
+
+    weights = []
+    for attempt in range(2):
+        torch.manual_seed(1000 + attempt), np.random.seed(1000 + attempt)  # leftovers of whatever ran before
+        config = tiny_config(tiny_scene_dir, tmp_path / f"run{attempt}")
+        config.max_num_iterations = config.steps_per_save = 25
+        trainer = seeded_trainer(config)
+        trainer.train()
+        weights.append({k: v.detach().clone() for k, v in trainer.pipeline.model.state_dict().items()})
+    assert weights[0].keys() == weights[1].keys()
+    changed = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
+    assert not changed, f"weights differ between two seeded runs: {changed[:5]}"

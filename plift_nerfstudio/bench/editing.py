@@ -318,7 +318,7 @@ def trained_run(opts: EditingOptions, out: Path) -> Path:
         from plift_nerfstudio.bench.harness import train_demo_run
 
         return train_demo_run(out, opts.quick, opts.steps, "editing")
-    from plift_nerfstudio.bench.harness import run_config
+    from plift_nerfstudio.bench.harness import run_config, seeded_trainer
     from plift_nerfstudio.method_config import panoptic_lifting_cpu
 
     data = SHIPPED_ROOMS / opts.realistic
@@ -326,10 +326,7 @@ def trained_run(opts: EditingOptions, out: Path) -> Path:
         raise ValueError(f"--realistic {opts.realistic}: no room {data} (shipped: "
                          f"{', '.join(sorted(p.name for p in SHIPPED_ROOMS.iterdir() if p.is_dir()))})")
     config = run_config(panoptic_lifting_cpu.config, data, out / "runs", "editing")
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
+    seeded_trainer(config).train()
     return config.get_base_dir() / "config.yml"
 
 

@@ -63,6 +63,23 @@ def run_config(
     return config
 
 
+def seeded_trainer(config: TrainerConfig):
+    """Seed Python, NumPy and torch with ``config.machine.seed`` as ``ns-train`` does, save the config and return the
+    set-up Trainer: without the seeding, a benchmark's run draws its initial weights and rays from an unseeded
+    generator and does not repeat."""
+    import random
+
+    import numpy as np
+    import torch
+
+    seed = config.machine.seed
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
 @dataclass
 class ProgressPoint:
     step: int
@@ -94,11 +111,7 @@ def train_and_evaluate(config: TrainerConfig, keep_renders: int = 0, progress_st
 
     from plift_nerfstudio.evaluation.eval_views import flat_metrics
 
-    seed = config.machine.seed
-    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)  # as ns-train does
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
+    trainer = seeded_trainer(config)
     progress: List[ProgressPoint] = []
     clock = {"start": 0.0, "paused": 0.0}
 
@@ -195,8 +208,5 @@ def train_demo_run(out: Path, quick: bool, steps: int, experiment: str, sparse_d
                         model_overrides=model_overrides, datamanager_overrides=datamanager_overrides)
     config.max_num_iterations = steps
     config.steps_per_save = steps
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
+    seeded_trainer(config).train()
     return config.get_base_dir() / "config.yml"

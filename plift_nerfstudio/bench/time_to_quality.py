@@ -34,6 +34,7 @@ from plift_nerfstudio.bench.harness import (  # noqa: E402
     ensure_sparse_depth_points,
     quick_frame_size,
     run_config,
+    seeded_trainer,
     sparse_depth_overrides,
 )
 from plift_nerfstudio.method_config import panoptic_lifting_lite, panoptic_lifting_quick  # noqa: E402
@@ -127,10 +128,7 @@ def main(opts: TimeToQualityOptions) -> Dict:
         config.max_num_iterations + 1)
     config.save_only_latest_checkpoint = False
     config.logging.local_writer.enable = False
-    torch.manual_seed(config.machine.seed)
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
+    trainer = seeded_trainer(config)
     wall: Dict[int, float] = {}
     start = time.perf_counter()
     trainer.callbacks.append(
