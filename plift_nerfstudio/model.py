@@ -159,12 +159,13 @@ class PanopticLiftingModelConfig(ModelConfig):
     """Sine/cosine bands of position fed to the segmentation MLPs (paper: 0, raw xyz)."""
     segmentation_grid_components: int = 0
     """Components of a VM grid of each segmentation head's own (0 = none: the heads see position only, as in the
-    paper). Its features join the position in the head's MLP; it follows the density grids' box and resolution, is
-    trained at the grids' learning rate and only by that head's losses (the stop-gradient to density is kept)."""
+    paper). Its features join the position in the head's MLP; it follows the density grids' box and resolution (times
+    ``segmentation_grid_scale``), is trained at the grids' learning rate and only by that head's losses (the
+    stop-gradient to density is kept)."""
     segmentation_grid_scale: float = 1.0
     """Resolution of the segmentation heads' own grids as a multiple of the density grids' (1 = the same). Finer head
-    grids can draw class and instance boundaries that the geometry does not have (a door in a wall); lookups cost the
-    same at any resolution, memory grows with its square."""
+    grids can draw class and instance boundaries that the geometry does not have (a door in a wall); their memory
+    grows with the square of the scale."""
     void_accumulation: float = VOID_ACCUMULATION
     """Rays whose rendered opacity is below this are void (class 0, instance 0) in the semantic_id/instance_id
     outputs and the pictures: they saw (almost) nothing."""

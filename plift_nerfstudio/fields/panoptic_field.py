@@ -217,14 +217,18 @@ class PanopticTensoRFField(nn.Module):
     def upsample_grids(self, resolution: int) -> None:
         """Grow the density and colour grids to ``resolution`` and the heads' own grids (if any) to
         ``head_grid_resolution(resolution)`` (replaces their parameters: optimisers must be rebuilt)."""
-        head_grids = {id(head.grid) for head in (self.semantic_head, self.instance_head) if head.grid is not None}
-        for encoding in self.grid_encodings():
-            encoding.upsample_grid(self.head_grid_resolution(resolution) if id(encoding) in head_grids else resolution)
+        for encoding in (self.density_encoding, self.color_encoding):
+            encoding.upsample_grid(resolution)
+        for encoding in self.head_grids():
+            encoding.upsample_grid(self.head_grid_resolution(resolution))
+
+    def head_grids(self) -> List[TensorVMEncoding]:
+        """The segmentation heads' own VM grids (none without ``segmentation_grid_components``)."""
+        return [head.grid for head in (self.semantic_head, self.instance_head) if head.grid is not None]
 
     def grid_encodings(self) -> List[TensorVMEncoding]:
         """The VM grids over the grids' box: density, colour and the segmentation heads' own (if any)."""
-        heads = [head.grid for head in (self.semantic_head, self.instance_head) if head.grid is not None]
-        return [self.density_encoding, self.color_encoding, *heads]
+        return [self.density_encoding, self.color_encoding, *self.head_grids()]
 
     @property
     def grid_resolution(self) -> int:
